@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests name the Beam runner explicitly (the default would try to fetch Prism)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from touchline.transforms.context import RunContext
+from touchline.transforms.identifiers import DEMO_KEY, Hasher
+
+import datetime as dt
+
+RUNNER = "DirectRunner"
+
+
+def beam_pipeline(*flags: str) -> TestPipeline:
+    """A TestPipeline on the named local runner (never Beam's default, which fetches Prism)."""
+    return TestPipeline(runner=RUNNER, options=PipelineOptions(list(flags)), blocking=True)
+
+
+@pytest.fixture
+def ctx() -> RunContext:
+    return RunContext(run_id="test-run", logical_date=dt.date(2026, 10, 31), hash_key_source="demo")
+
+
+@pytest.fixture
+def hasher() -> Hasher:
+    return Hasher(DEMO_KEY)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_key(monkeypatch):
+    """Tests never depend on a key in the developer's environment."""
+    monkeypatch.delenv("TOUCHLINE_HASH_KEY", raising=False)
+    yield
+
+
+def repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
