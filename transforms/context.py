@@ -1,0 +1,21 @@
+"""What every step of one run needs to know: picklable, small, no clients or keys inside."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+EPOCH_DATE = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    logical_date: dt.date
+    hash_key_source: str = "env:TOUCHLINE_HASH_KEY"
+    pipeline: str = "batch"
+
+    @property
+    def logical_day(self) -> int:
+        """Days since the epoch (the Avro ``date`` representation)."""
+        return (self.logical_date - EPOCH_DATE).days

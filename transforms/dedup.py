@@ -1,0 +1,113 @@
+"""Deduplicate touchpoints by event_id (sources deliver at least once).
+
+Copies of an event are combined with a lifted combiner (partial dedup before the shuffle). Exact
+copies are counted (``touchline/<channel>.duplicates``) and dropped; copies that share an event_id
+but differ in content are a conflict: the version with the smallest content digest wins (so the
+outcome does not depend on file order or sharding) and every other version goes to the dead
+letters with reason ``conflicting_duplicate``. Per channel:
+``parsed = unique touchpoints + duplicates + conflicting_duplicate dead letters``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from .context import RunContext
+from .errors import Redactor, dead_letter
+from .identifiers import Hasher, resolve_key
+from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
+
+
+def content_digest(touchpoint: dict) -> str:
+    """Digest of everything but lineage (``source``, ``person_id``): equal for exact copies."""
+    parts = [(k, v) for k, v in touchpoint.items() if k not in ("source", "person_id")]
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+class _Versions(beam.CombineFn):
+    """Accumulator: (copies seen, {digest: touchpoint with the smallest source})."""
+
+    def create_accumulator(self):
+        return (0, {})
+
+    def add_input(self, acc, touchpoint):
+        count, versions = acc
+        digest = content_digest(touchpoint)
+        kept = versions.get(digest)
+        if kept is None or touchpoint["source"] < kept["source"]:
+            versions[digest] = touchpoint
+        return (count + 1, versions)
+
+    def merge_accumulators(self, accumulators):
+        total, merged = 0, {}
+        for count, versions in accumulators:
+            total += count
+            for digest, touchpoint in versions.items():
+                kept = merged.get(digest)
+                if kept is None or touchpoint["source"] < kept["source"]:
+                    merged[digest] = touchpoint
+        return (total, merged)
+
+    def extract_output(self, acc):
+        count, versions = acc
+        return count, [versions[d] for d in sorted(versions)]
+
+
+class _Emit(beam.DoFn):
+    def __init__(self, context: RunContext):
+        self._ctx = context
+
+    def setup(self):
+        self._redactor = Redactor(Hasher(resolve_key(self._ctx.hash_key_source)))
+        self._counters = {}
+
+    def _count(self, name, channel, n):
+        key = (name, channel)
+        if key not in self._counters:
+            self._counters[key] = Metrics.counter(NAMESPACE, f"{channel}.{name}")
+        self._counters[key].inc(n)
+
+    def process(self, element):
+        _event_id, (count, versions) = element
+        winner, losers = versions[0], versions[1:]
+        if count > len(versions):
+            self._count("duplicates", winner["channel"], count - len(versions))
+        yield winner
+        for loser in losers:
+            self._count("dead_letter.conflicting_duplicate", loser["channel"], 1)
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTERS,
+                dead_letter(
+                    run_id=self._ctx.run_id,
+                    logical_date=self._ctx.logical_day,
+                    channel=loser["channel"],
+                    source=loser["source"],
+                    failed_step="Dedup",
+                    reason="conflicting_duplicate",
+                    payload=loser,
+                    redactor=self._redactor,
+                    message=f"event_id {loser['event_id']} was also delivered with different content; "
+                    f"kept the version read at {winner['source']}",
+                    event_id=loser["event_id"],
+                ),
+            )
+
+
+class DeduplicateTouchpoints(beam.PTransform):
+    """Touchpoints (any channels) -> ``{touchpoints, dead_letters}`` with one row per event_id."""
+
+    def __init__(self, context: RunContext):
+        super().__init__()
+        self._ctx = context
+
+    def expand(self, touchpoints):
+        results = (
+            touchpoints
+            | "KeyByEventId" >> beam.Map(lambda tp: (tp["event_id"], tp))
+            | "CombineCopies" >> beam.CombinePerKey(_Versions())
+            | "KeepOne" >> beam.ParDo(_Emit(self._ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
+        )
+        return {TOUCHPOINTS: results[TOUCHPOINTS], DEAD_LETTERS: results[DEAD_LETTERS]}
