@@ -1,0 +1,87 @@
+import multiprocessing
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from touchline import schemas
+from touchline.schemas.arrow import arrow_schema
+from touchline.transforms.warehouse import WarehouseError, open_warehouse
+from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
+
+
+def dl(i, reason="invalid_json", run="r1"):
+    return {"dead_letter_id": f"id{i}", "run_id": run, "logical_date": 20000, "channel": "web", "source": f"f@{i}",
+            "failed_step": "Decode", "reason": reason, "error_class": "X", "error_message": "m", "stack": None,
+            "event_id": None, "payload_encoding": "text", "raw_payload": "p"}
+
+
+def stage(tmp_path, table, rows, name="part-0.parquet"):
+    folder = tmp_path / "staging" / table
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(schemas.table_schema(table))), folder / name)
+    return str(tmp_path / "staging")
+
+
+def test_open_warehouse_urls(tmp_path):
+    assert isinstance(open_warehouse(str(tmp_path / "a.duckdb")), DuckDBWarehouse)
+    assert isinstance(open_warehouse(f"duckdb:{tmp_path}/b"), DuckDBWarehouse)
+    with pytest.raises(WarehouseError, match="unknown warehouse"):
+        open_warehouse("postgres://x")
+
+
+def test_merge_replaces_by_key_and_insert_if_absent_keeps_first(tmp_path):
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    staging = stage(tmp_path, "dead_letters", [dl(1), dl(2)])
+    assert wh.commit(staging, ["dead_letters"]) == {"dead_letters": 2}
+    staging = stage(tmp_path, "dead_letters", [dl(2, reason="wrong_type"), dl(3)])
+    wh.commit(staging, ["dead_letters"])
+    assert wh.query("SELECT dead_letter_id, reason FROM dead_letters ORDER BY 1") == [
+        ("id1", "invalid_json"), ("id2", "wrong_type"), ("id3", "invalid_json")]
+    run = {"run_id": "r", "pipeline": "batch", "logical_date": 1, "started_at": 1, "finished_at": 2, "status": "succeeded",
+           "runner": "DirectRunner", "touchline_version": "0", "model_version": None, "inputs": [], "metrics": []}
+    wh.commit(str(tmp_path / "none"), [], rows={"pipeline_runs": [run]})
+    wh.commit(str(tmp_path / "none"), [], rows={"pipeline_runs": [{**run, "finished_at": 99}]})
+    assert wh.query("SELECT finished_at FROM pipeline_runs") == [(__import__("datetime").datetime(1970, 1, 1, 0, 0, 0, 2),)]
+    wh.close()
+
+
+def test_failed_commit_leaves_targets_unchanged(tmp_path):
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.commit(stage(tmp_path, "dead_letters", [dl(1)]), ["dead_letters"])
+    staging = stage(tmp_path, "dead_letters", [dl(5), dl(5)])  # repeated key: a bug upstream
+    stage(tmp_path, "touchpoints", [])
+    with pytest.raises(WarehouseError, match="repeat key"):
+        wh.commit(staging, ["touchpoints", "dead_letters"])
+    assert wh.query("SELECT dead_letter_id FROM dead_letters") == [("id1",)]
+    wh.close()
+
+
+def _hold_lock(path, ready, release):
+    import duckdb
+
+    con = duckdb.connect(path)
+    ready.set()
+    release.wait(30)
+    con.close()
+
+
+def test_locked_file_gives_an_actionable_message(tmp_path):
+    path = str(tmp_path / "locked.duckdb")
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(WarehouseError, match="open in another process.*close that program"):
+            DuckDBWarehouse(path).check()
+    finally:
+        release.set()
+        proc.join(30)
+
+
+def test_missing_folder_is_reported(tmp_path):
+    with pytest.raises(WarehouseError, match="does not exist"):
+        DuckDBWarehouse(os.path.join(tmp_path, "nope", "w.duckdb")).check()

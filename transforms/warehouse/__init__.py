@@ -1,0 +1,74 @@
+"""Warehouses: where a run's tables land. One interface, two implementations.
+
+A run never writes to target tables directly. Pipelines write each table's rows to *staging files*
+(:meth:`Warehouse.stage`); when the pipeline has finished, :meth:`Warehouse.commit` applies them to
+the targets in one step according to each table's write mode (from its schema's ``touchline``
+attribute):
+
+* ``merge`` -- rows replace the rows with the same key, new keys are inserted
+* ``insert_if_absent`` -- only new keys are inserted (``pipeline_runs``)
+* ``replace`` -- the table's content is replaced
+
+so a re-run, or a retried bundle, never double-counts and a failed run leaves the targets as they
+were. URLs: ``duckdb:PATH`` or a plain path ending in ``.duckdb`` (embedded default) and
+``bigquery://PROJECT.DATASET`` (production).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import apache_beam as beam
+
+
+class WarehouseError(Exception):
+    """A warehouse problem a person can fix; the message says what and how."""
+
+
+class Warehouse:
+    """Interface every warehouse implements."""
+
+    url: str
+    #: Can workers on a remote runner reach the staging location? (DuckDB: no)
+    remote_ok: bool = False
+
+    def check(self) -> None:
+        """Fail fast (WarehouseError) if the warehouse cannot be reached or written."""
+        raise NotImplementedError
+
+    def init(self, tables: Iterable[str] | None = None) -> list[str]:
+        """Create missing tables (and add new nullable columns); return what was done."""
+        raise NotImplementedError
+
+    def stage(self, table: str, staging_dir: str) -> beam.PTransform:
+        """A sink writing a table's rows as staging files under ``staging_dir``."""
+        raise NotImplementedError
+
+    def staged_files(self, table: str, staging_dir: str) -> list[str]:
+        raise NotImplementedError
+
+    def commit(self, staging_dir: str, tables: Iterable[str], rows: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, int]:
+        """Apply staged files (and extra in-memory rows) to the targets atomically; rows staged per table."""
+        raise NotImplementedError
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def open_warehouse(url: str) -> Warehouse:
+    """``duckdb:path``, ``path.duckdb`` or ``bigquery://project.dataset``."""
+    if url.startswith("bigquery://"):
+        from .bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse.from_url(url)
+    if url.startswith("duckdb:") or url.endswith(".duckdb") or url.endswith(".db"):
+        from .duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(url.removeprefix("duckdb://").removeprefix("duckdb:"))
+    raise WarehouseError(
+        f"unknown warehouse {url!r}; use a DuckDB file (e.g. --warehouse touchline.duckdb) "
+        f"or --warehouse bigquery://PROJECT.DATASET"
+    )

@@ -1,0 +1,160 @@
+"""The embedded warehouse: one DuckDB file, same table names and columns as BigQuery.
+
+Staging files are Parquet (written by workers); the commit loads them in a single DuckDB
+transaction. DuckDB allows one writing process per file: while a run commits, other processes
+that hold the file open (a notebook, a BI tool) make the commit fail with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import duckdb
+import pyarrow as pa
+
+from ... import schemas
+from ...schemas import TableSpec
+from ...schemas.arrow import arrow_schema
+from ...schemas.duckdb import comments, create_table, quote
+from . import Warehouse, WarehouseError
+from .staging import PARQUET_SUFFIX, StageParquet, list_staged
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBWarehouse(Warehouse):
+    remote_ok = False
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        self.url = f"duckdb:{self.path}"
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -- connection --------------------------------------------------------------------------
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            folder = os.path.dirname(self.path)
+            if not os.path.isdir(folder):
+                raise WarehouseError(f"folder {folder} of the DuckDB warehouse does not exist; create it or pick another --warehouse path")
+            try:
+                self._con = duckdb.connect(self.path)
+                # Staging files are read once; a cached copy of a file rewritten in the same
+                # second (same name, same size) would be served stale.
+                self._con.execute("SET enable_external_file_cache = false")
+            except duckdb.IOException as exc:
+                if "lock" in str(exc).lower():
+                    raise WarehouseError(
+                        f"DuckDB file {self.path} is open in another process ({str(exc).split('(', 1)[-1].rstrip(')')}); "
+                        f"close that program (notebook, BI tool) and run again"
+                    ) from None
+                raise WarehouseError(f"cannot open DuckDB file {self.path}: {exc}") from None
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{self.path} is not a usable DuckDB file ({exc}); point --warehouse at another file") from None
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def check(self) -> None:
+        self._connect()
+
+    # -- schema ------------------------------------------------------------------------------
+    def _existing_columns(self, table: str) -> dict[str, str]:
+        rows = self._connect().execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return dict(rows)
+
+    def init(self, tables: Iterable[str] | None = None) -> list[str]:
+        con = self._connect()
+        done = []
+        for name in tables or schemas.table_schemas():
+            spec = schemas.table_schema(name)
+            existing = self._existing_columns(spec.name)
+            if not existing:
+                con.execute(create_table(spec))
+                for stmt in comments(spec):
+                    con.execute(stmt)
+                done.append(f"created {spec.name}")
+                continue
+            probe = f"__touchline_probe_{spec.name}"
+            con.execute(create_table(spec, name=probe, if_not_exists=False).replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            wanted = self._existing_columns(probe)
+            con.execute(f"DROP TABLE {quote(probe)}")
+            for column, dtype in wanted.items():
+                if column not in existing:
+                    con.execute(f"ALTER TABLE {quote(spec.name)} ADD COLUMN {quote(column)} {dtype}")
+                    done.append(f"added {spec.name}.{column}")
+                elif existing[column] != dtype:
+                    raise WarehouseError(
+                        f"table {spec.name} column {column} is {existing[column]} but the schema says {dtype}; "
+                        f"migrate the table (see docs/runbook.md, 'Schema change') before running"
+                    )
+        return done
+
+    # -- writes ------------------------------------------------------------------------------
+    def stage(self, table: str, staging_dir: str):
+        return StageParquet(table, staging_dir)
+
+    def staged_files(self, table: str, staging_dir: str) -> list[str]:
+        return list_staged(staging_dir, table, PARQUET_SUFFIX)
+
+    def _apply(self, con, spec: TableSpec, source_sql: str) -> int:
+        cols = ", ".join(quote(c) for c in spec.columns)
+        stage = f"__stage_{spec.name}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(stage)} AS SELECT {cols} FROM {source_sql}")
+        keys = ", ".join(quote(k) for k in spec.key)
+        dup = con.execute(
+            f"SELECT {keys}, count(*) FROM {quote(stage)} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+        ).fetchone()
+        if dup:
+            raise WarehouseError(f"staged rows for {spec.name} repeat key {dup[:-1]} ({dup[-1]} times); refusing to commit")
+        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in spec.key)
+        if spec.write == "replace":
+            con.execute(f"DELETE FROM {quote(spec.name)}")
+            con.execute(f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)}")
+        elif spec.write == "merge":
+            con.execute(f"DELETE FROM {quote(spec.name)} t WHERE EXISTS (SELECT 1 FROM {quote(stage)} s WHERE {match})")
+            con.execute(f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)}")
+        else:  # insert_if_absent
+            con.execute(
+                f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {quote(spec.name)} t WHERE {match})"
+            )
+        (count,) = con.execute(f"SELECT count(*) FROM {quote(stage)}").fetchone()
+        con.execute(f"DROP TABLE {quote(stage)}")
+        return count
+
+    def commit(self, staging_dir: str, tables: Iterable[str], rows: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, int]:
+        con = self._connect()
+        self.init()
+        written: dict[str, int] = {}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in tables:
+                spec = schemas.table_schema(table)
+                files = self.staged_files(table, staging_dir)
+                if files:
+                    written[table] = self._apply(con, spec, f"read_parquet([{', '.join(_lit(f) for f in files)}])")
+                else:
+                    written[table] = 0
+            for table, table_rows in (rows or {}).items():
+                spec = schemas.table_schema(table)
+                arrow = pa.Table.from_pylist(table_rows, schema=arrow_schema(spec))  # noqa: F841 -- referenced by name below
+                con.register("__touchline_rows", arrow)
+                written[table] = written.get(table, 0) + self._apply(con, spec, "__touchline_rows")
+                con.unregister("__touchline_rows")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        return written
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self._connect().execute(sql, params or []).fetchall()

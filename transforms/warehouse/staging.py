@@ -1,0 +1,59 @@
+"""Beam sinks that write a table's rows as staging files, typed by the table's generated schema."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from ... import schemas
+from ...schemas.arrow import arrow_schema
+
+PARQUET_SUFFIX = ".parquet"
+AVRO_SUFFIX = ".avro"
+
+
+def table_dir(staging_dir: str, table: str) -> str:
+    return FileSystems.join(staging_dir, table)
+
+
+class StageParquet(beam.PTransform):
+    """Rows (dicts in the table schema) -> Parquet files under ``staging_dir/table/``."""
+
+    def __init__(self, table: str, staging_dir: str):
+        super().__init__()
+        self._table = table
+        self._dir = table_dir(staging_dir, table)
+
+    def expand(self, rows):
+        return rows | "WriteParquet" >> beam.io.WriteToParquet(
+            FileSystems.join(self._dir, "part"),
+            arrow_schema(schemas.table_schema(self._table)),
+            file_name_suffix=PARQUET_SUFFIX,
+            codec="snappy",
+        )
+
+
+class StageAvro(beam.PTransform):
+    """Rows -> Avro files (fastavro) under ``staging_dir/table/`` (BigQuery loads these)."""
+
+    def __init__(self, table: str, staging_dir: str):
+        super().__init__()
+        self._table = table
+        self._dir = table_dir(staging_dir, table)
+
+    def expand(self, rows):
+        return rows | "WriteAvro" >> beam.io.WriteToAvro(
+            FileSystems.join(self._dir, "part"),
+            schemas.table_schema(self._table).parsed,
+            file_name_suffix=AVRO_SUFFIX,
+            codec="deflate",
+        )
+
+
+def list_staged(staging_dir: str, table: str, suffix: str) -> list[str]:
+    pattern = FileSystems.join(table_dir(staging_dir, table), "*" + suffix)
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # noqa: BLE001 -- nothing staged
+        return []
+    return sorted(m.path for m in matched)
