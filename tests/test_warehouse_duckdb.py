@@ -85,3 +85,23 @@ def test_locked_file_gives_an_actionable_message(tmp_path):
 def test_missing_folder_is_reported(tmp_path):
     with pytest.raises(WarehouseError, match="does not exist"):
         DuckDBWarehouse(os.path.join(tmp_path, "nope", "w.duckdb")).check()
+
+
+def test_read_snapshot_round_trips_rows_in_datum_form(tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+    from decimal import Decimal
+
+    from .conftest import beam_pipeline
+
+    tp = {"event_id": "e1", "channel": "transactions", "event_type": "order_placed", "event_time": 1_790_841_600_123_456,
+          "event_date": 20727, "person_id": "p1", "role": "customer",
+          "identifiers": [{"kind": "customer_id", "id_hash": "h"}], "session_id": None, "ticket_id": None, "order_id": "o1",
+          "survey_kind": None, "survey_score": None, "amount": Decimal("19.99"), "currency": "EUR",
+          "attributes": {"k": "v"}, "source": "f@0"}
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.commit(stage(tmp_path, "touchpoints", [tp, {**tp, "event_id": "e2", "event_date": 1}]), ["touchpoints"])
+    source = wh.read("touchpoints", str(tmp_path / "run"), where="event_date >= DATE '2026-01-01'")
+    wh.close()
+    with beam_pipeline() as p:
+        assert_that(p | source, equal_to([tp]))

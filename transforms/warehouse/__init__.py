@@ -51,6 +51,14 @@ class Warehouse:
         """Apply staged files (and extra in-memory rows) to the targets atomically; rows staged per table."""
         raise NotImplementedError
 
+    def read(self, table: str, staging_dir: str, where: str | None = None) -> beam.PTransform:
+        """A source of the table's current rows (datum form, see :mod:`touchline.schemas.rows`).
+
+        The snapshot is taken when this is called (at graph construction), so a run sees the state
+        as of its launch however long it runs. ``where`` is a SQL condition in the common subset of
+        DuckDB and BigQuery SQL (e.g. ``event_date >= DATE '2026-10-01'``)."""
+        raise NotImplementedError
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         raise NotImplementedError
 

@@ -18,7 +18,7 @@ from ...schemas import TableSpec
 from ...schemas.arrow import arrow_schema
 from ...schemas.duckdb import comments, create_table, quote
 from . import Warehouse, WarehouseError
-from .staging import PARQUET_SUFFIX, StageParquet, list_staged
+from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
 
 
 def _lit(text: str) -> str:
@@ -155,6 +155,18 @@ class DuckDBWarehouse(Warehouse):
             con.execute("ROLLBACK")
             raise
         return written
+
+    def read(self, table: str, staging_dir: str, where: str | None = None):
+        """Export the rows to Parquet under ``staging_dir/_snapshots`` now; read them in the pipeline."""
+        spec = schemas.table_schema(table)
+        self.init([table])
+        folder = os.path.join(staging_dir, "_snapshots", table)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "snapshot.parquet")
+        cols = ", ".join(quote(c) for c in spec.columns)
+        condition = f" WHERE {where}" if where else ""
+        self._connect().execute(f"COPY (SELECT {cols} FROM {quote(spec.name)}{condition}) TO {_lit(path)} (FORMAT PARQUET)")
+        return ReadSnapshot(table, [path])
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._connect().execute(sql, params or []).fetchall()

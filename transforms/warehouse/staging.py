@@ -7,6 +7,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from ... import schemas
 from ...schemas.arrow import arrow_schema
+from ...schemas.rows import converter
 
 PARQUET_SUFFIX = ".parquet"
 AVRO_SUFFIX = ".avro"
@@ -57,3 +58,31 @@ def list_staged(staging_dir: str, table: str, suffix: str) -> list[str]:
     except Exception:  # noqa: BLE001 -- nothing staged
         return []
     return sorted(m.path for m in matched)
+
+
+class _ToDatum(beam.DoFn):
+    def __init__(self, table: str):
+        self._table = table
+
+    def setup(self):
+        self._convert = converter(schemas.table_schema(self._table))
+
+    def process(self, row):
+        yield self._convert(row)
+
+
+class ReadSnapshot(beam.PTransform):
+    """Rows of a table snapshot written as Parquet files, in datum form."""
+
+    def __init__(self, table: str, files: list[str]):
+        super().__init__()
+        self._table = table
+        self._files = list(files)
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Files" >> beam.Create(self._files)
+            | "ReadParquet" >> beam.io.ReadAllFromParquet()
+            | "ToDatum" >> beam.ParDo(_ToDatum(self._table))
+        )
