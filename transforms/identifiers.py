@@ -2,7 +2,9 @@
 
 Clear-text identifiers never leave the step that reads them: each one is normalized (e-mails trimmed
 and lower-cased, phones reduced to digits, ids trimmed) and replaced by a keyed hash,
-``HMAC-SHA256(key, kind + ":" + normalized)``, truncated to 128 bits of hex. The same key must be
+``BLAKE2b(kind + ":" + normalized, key=key, digest_size=16)`` as 32 hex characters. BLAKE2b's keyed
+mode is a MAC by design (RFC 7693), as strong as HMAC-SHA256 here and about four times faster.
+The same key must be
 used by every run that writes to the same warehouse, or identities will not line up.
 
 The key comes from a *key source* string resolved where it is used (in ``DoFn.setup`` on workers),
@@ -17,7 +19,6 @@ so it is never pickled into the pipeline graph:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 
@@ -98,15 +99,27 @@ def key_fingerprint(key: bytes) -> str:
 
 
 class Hasher:
-    """Normalizes and hashes identifiers with one key; cheap to call per element."""
+    """Normalizes and hashes identifiers with one key; cheap to call per element.
 
-    __slots__ = ("_key",)
+    Keeps a bounded cache of recent hashes per worker (devices, cookies and ids repeat a lot)."""
+
+    __slots__ = ("_key", "_cache")
+    CACHE_SIZE = 1 << 16
 
     def __init__(self, key: bytes):
+        if len(key) > 64:  # BLAKE2b keys are at most 64 bytes; longer secrets are condensed first
+            key = hashlib.sha512(key).digest()
         self._key = key
+        self._cache: dict[str, str] = {}
 
     def hash(self, kind: str, normalized: str) -> str:
-        return hmac.new(self._key, f"{kind}:{normalized}".encode(), hashlib.sha256).hexdigest()[:32]
+        text = f"{kind}:{normalized}"
+        cached = self._cache.get(text)
+        if cached is None:
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            cached = self._cache[text] = hashlib.blake2b(text.encode(), key=self._key, digest_size=16).hexdigest()
+        return cached
 
     def identifier(self, kind: str, value: object) -> dict[str, str] | None:
         norm = normalize(kind, value)
