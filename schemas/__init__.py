@@ -11,19 +11,39 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from importlib.metadata import entry_points
 from typing import Any
 
 import fastavro
 
-__all__ = ["names", "load", "parsed", "table_schemas", "table_schema", "TableSpec"]
+__all__ = ["names", "load", "parsed", "table_schemas", "table_schema", "TableSpec", "WRITE_MODES", "RECOMPUTE_SCOPE"]
+
+#: The staging-only record that scopes replace_scope writes.
+RECOMPUTE_SCOPE = "_recompute_scope"
+
+
+def _extra_schema_dirs() -> list[Any]:
+    """Folders of plug-in packages registered under the ``touchline.schemas`` entry point group
+    (the entry point names a package; its ``*.avsc`` files join the built-in ones)."""
+    return [resources.files(ep.load()) for ep in entry_points(group="touchline.schemas")]
 
 
 def _schema_files() -> dict[str, Any]:
-    return {
-        entry.name[: -len(".avsc")]: entry
-        for entry in resources.files(__name__).iterdir()
-        if entry.name.endswith(".avsc")
-    }
+    files: dict[str, Any] = {}
+    for folder in [resources.files(__name__), *_extra_schema_dirs()]:
+        for entry in folder.iterdir():
+            if entry.name.endswith(".avsc"):
+                name = entry.name[: -len(".avsc")]
+                if name in files:
+                    raise ValueError(f"schema {name!r} is defined twice ({files[name]} and {entry})")
+                files[name] = entry
+    return files
+
+
+def clear_cache() -> None:
+    """Forget loaded schemas (after plug-ins are installed at run time, or in tests)."""
+    for fn in (names, _load_text, parsed, table_schemas):
+        fn.cache_clear()
 
 
 @functools.cache
@@ -51,6 +71,10 @@ def parsed(name: str) -> dict[str, Any]:
     return fastavro.parse_schema(load(name))
 
 
+#: How a run's staged rows are applied to a table (see touchline.transforms.warehouse).
+WRITE_MODES = ("merge", "insert_if_absent", "replace", "replace_scope")
+
+
 class TableSpec:
     """Warehouse metadata of a table schema (its ``"touchline"`` attribute)."""
 
@@ -64,11 +88,17 @@ class TableSpec:
         self.partition_by: str | None = meta.get("partition_by")
         self.cluster_by: tuple[str, ...] = tuple(meta.get("cluster_by", ()))
         self.require_partition_filter: bool = bool(meta.get("require_partition_filter", False))
+        #: staged by pipelines for the commit, never created in a warehouse
+        self.staging_only: bool = bool(meta.get("staging_only", False))
+        #: replace_scope tables: (person column, date column) matched against the recompute scope
+        self.scope_by: tuple[str, str] | None = tuple(meta["scope_by"]) if "scope_by" in meta else None
         self.doc: str = schema.get("doc", "")
-        if self.write not in ("merge", "insert_if_absent", "replace"):
-            raise ValueError(f"{schema_name}: unknown write mode {self.write!r}")
+        if self.write not in WRITE_MODES:
+            raise ValueError(f"{schema_name}: unknown write mode {self.write!r}; use one of {WRITE_MODES}")
+        if (self.write == "replace_scope") != (self.scope_by is not None):
+            raise ValueError(f"{schema_name}: write mode replace_scope and scope_by go together")
         fields = {f["name"] for f in schema["fields"]}
-        for col in (*self.key, *self.cluster_by, *([self.partition_by] if self.partition_by else [])):
+        for col in (*self.key, *self.cluster_by, *([self.partition_by] if self.partition_by else []), *(self.scope_by or ())):
             if col not in fields:
                 raise ValueError(f"{schema_name}: table metadata names unknown column {col!r}")
 
@@ -85,8 +115,8 @@ class TableSpec:
 
 
 @functools.cache
-def table_schemas() -> dict[str, TableSpec]:
-    """Every warehouse table, by table name."""
+def table_schemas(include_staging: bool = False) -> dict[str, TableSpec]:
+    """Every warehouse table, by table name (plus staging-only records if asked)."""
     specs: dict[str, TableSpec] = {}
     for name in names():
         schema = load(name)
@@ -94,12 +124,13 @@ def table_schemas() -> dict[str, TableSpec]:
             spec = TableSpec(name, schema)
             if spec.name in specs:
                 raise ValueError(f"table {spec.name!r} declared by two schemas")
-            specs[spec.name] = spec
+            if include_staging or not spec.staging_only:
+                specs[spec.name] = spec
     return specs
 
 
 def table_schema(table: str) -> TableSpec:
     try:
-        return table_schemas()[table]
+        return table_schemas(include_staging=True)[table]
     except KeyError:
         raise KeyError(f"no table named {table!r}; known: {', '.join(sorted(table_schemas()))}") from None

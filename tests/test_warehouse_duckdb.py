@@ -105,3 +105,44 @@ def test_read_snapshot_round_trips_rows_in_datum_form(tmp_path):
     wh.close()
     with beam_pipeline() as p:
         assert_that(p | source, equal_to([tp]))
+
+
+SCOPED = {
+    "type": "record", "name": "Thing", "namespace": "test",
+    "touchline": {"table": "things", "key": ["thing_id"], "write": "replace_scope", "scope_by": ["person_id", "day"]},
+    "fields": [{"name": "thing_id", "type": "string"}, {"name": "person_id", "type": "string"},
+               {"name": "day", "type": {"type": "int", "logicalType": "date"}}],
+}
+
+
+@pytest.fixture
+def scoped_schema(tmp_path, monkeypatch):
+    folder = tmp_path / "extra_schemas"
+    folder.mkdir()
+    (folder / "thing.avsc").write_text(__import__("json").dumps(SCOPED))
+    monkeypatch.setattr(schemas, "_extra_schema_dirs", lambda: [folder])
+    schemas.clear_cache()
+    yield
+    monkeypatch.undo()
+    schemas.clear_cache()
+
+
+def test_replace_scope_deletes_what_a_recompute_no_longer_produces(tmp_path, scoped_schema):
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    thing = lambda i, p, d: {"thing_id": f"t{i}", "person_id": p, "day": d}  # noqa: E731
+    s1 = stage(tmp_path / "r1", "things", [thing(1, "a", 10), thing(2, "a", 20), thing(3, "b", 20)])
+    stage(tmp_path / "r1", schemas.RECOMPUTE_SCOPE, [{"person_id": "a", "from_date": 0}, {"person_id": "b", "from_date": 0}])
+    wh.commit(s1, ["things", schemas.RECOMPUTE_SCOPE])
+    # run 2 recomputes a from day 15 (t2 became t4) and b entirely (b merged away: no rows left)
+    s2 = stage(tmp_path / "r2", "things", [thing(4, "a", 16)])
+    stage(tmp_path / "r2", schemas.RECOMPUTE_SCOPE, [{"person_id": "a", "from_date": 15}, {"person_id": "b", "from_date": 0}])
+    wh.commit(s2, ["things", schemas.RECOMPUTE_SCOPE])
+    assert wh.query("SELECT thing_id, person_id FROM things ORDER BY 1") == [("t1", "a"), ("t4", "a")]
+    # staging a row outside the scope is refused, and nothing changes
+    s3 = stage(tmp_path / "r3", "things", [thing(5, "a", 3)])
+    stage(tmp_path / "r3", schemas.RECOMPUTE_SCOPE, [{"person_id": "a", "from_date": 15}])
+    with pytest.raises(WarehouseError, match="outside the run's recompute scope"):
+        wh.commit(s3, ["things", schemas.RECOMPUTE_SCOPE])
+    assert wh.query("SELECT count(*) FROM things") == [(2,)]
+    assert not wh.query("SELECT table_name FROM information_schema.tables WHERE table_name = '_recompute_scope'")
+    wh.close()

@@ -8,6 +8,12 @@ attribute):
 * ``merge`` -- rows replace the rows with the same key, new keys are inserted
 * ``insert_if_absent`` -- only new keys are inserted (``pipeline_runs``)
 * ``replace`` -- the table's content is replaced
+* ``replace_scope`` -- rows derived per person and day (journeys, daily scores): the run stages a
+  *recompute scope* (``_recompute_scope``: person_id, from_date) saying "for this person, I
+  recomputed everything from this day on"; the commit deletes the target rows in that scope and
+  inserts the staged ones. Rows that a recompute no longer produces (a journey that merged into
+  another, a day that moved to another person after a late link) disappear; rows outside the scope
+  are untouched. Staging a row outside the scope is an error (it would duplicate).
 
 so a re-run, or a retried bundle, never double-counts and a failed run leaves the targets as they
 were. URLs: ``duckdb:PATH`` or a plain path ending in ``.duckdb`` (embedded default) and

@@ -105,6 +105,31 @@ class DuckDBWarehouse(Warehouse):
     def staged_files(self, table: str, staging_dir: str) -> list[str]:
         return list_staged(staging_dir, table, PARQUET_SUFFIX)
 
+    def _apply_scoped(self, con, spec: TableSpec, source_sql: str, scope: str | None) -> int:
+        person, day = (quote(c) for c in spec.scope_by)
+        cols = ", ".join(quote(c) for c in spec.columns)
+        stage = f"__stage_{spec.name}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(stage)} AS SELECT {cols} FROM {source_sql}")
+        if scope is None:
+            (n,) = con.execute(f"SELECT count(*) FROM {quote(stage)}").fetchone()
+            outside = n or None
+        else:
+            outside = con.execute(
+                f"SELECT s.{person}, s.{day} FROM {quote(stage)} s LEFT JOIN {quote(scope)} c ON s.{person} = c.person_id "
+                f"WHERE c.person_id IS NULL OR s.{day} < c.from_date LIMIT 1"
+            ).fetchone()
+        if outside:
+            raise WarehouseError(f"staged {spec.name} row {outside} lies outside the run's recompute scope; refusing to commit")
+        if scope is not None:
+            con.execute(
+                f"DELETE FROM {quote(spec.name)} t WHERE EXISTS (SELECT 1 FROM {quote(scope)} c "
+                f"WHERE t.{person} = c.person_id AND t.{day} >= c.from_date)"
+            )
+        con.execute(f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)}")
+        (count,) = con.execute(f"SELECT count(*) FROM {quote(stage)}").fetchone()
+        con.execute(f"DROP TABLE {quote(stage)}")
+        return count
+
     def _apply(self, con, spec: TableSpec, source_sql: str) -> int:
         cols = ", ".join(quote(c) for c in spec.columns)
         stage = f"__stage_{spec.name}"
@@ -135,15 +160,32 @@ class DuckDBWarehouse(Warehouse):
         con = self._connect()
         self.init()
         written: dict[str, int] = {}
+        tables = list(tables)
         con.execute("BEGIN TRANSACTION")
         try:
+            scope = None
+            scope_files = self.staged_files(schemas.RECOMPUTE_SCOPE, staging_dir)
+            if schemas.RECOMPUTE_SCOPE in tables and scope_files:
+                scope = "__recompute_scope"
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {scope} AS SELECT person_id, min(from_date) AS from_date "
+                    f"FROM read_parquet([{', '.join(_lit(f) for f in scope_files)}]) GROUP BY person_id"
+                )
             for table in tables:
                 spec = schemas.table_schema(table)
+                if spec.staging_only:
+                    continue
                 files = self.staged_files(table, staging_dir)
                 if files:
-                    written[table] = self._apply(con, spec, f"read_parquet([{', '.join(_lit(f) for f in files)}])")
+                    source = f"read_parquet([{', '.join(_lit(f) for f in files)}])"
+                else:  # nothing staged: a scoped table still loses the rows of its scope
+                    source = f"(SELECT * FROM {quote(spec.name)} WHERE false)"
+                if spec.write == "replace_scope":
+                    written[table] = self._apply_scoped(con, spec, source, scope)
                 else:
-                    written[table] = 0
+                    written[table] = self._apply(con, spec, source) if files else 0
+            if scope is not None:
+                con.execute(f"DROP TABLE {scope}")
             for table, table_rows in (rows or {}).items():
                 spec = schemas.table_schema(table)
                 arrow = pa.Table.from_pylist(table_rows, schema=arrow_schema(spec))  # noqa: F841 -- referenced by name below
