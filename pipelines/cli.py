@@ -1,0 +1,144 @@
+"""The ``touchline`` command.
+
+    touchline demo                      generate sample data -> batch pipeline -> DuckDB -> summary
+    touchline generate --out DIR        deterministic sample data (+ ground truth)
+    touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
+    touchline warehouse init            create/upgrade the warehouse tables
+
+Every anticipated failure (bad flag, missing file, unknown channel, unreachable warehouse) prints
+one message naming the problem and the fix, and exits with status 2; ``--debug`` adds the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from touchline.transforms.channels import UnknownChannel
+from touchline.transforms.identifiers import KeyError_
+from touchline.transforms.warehouse import WarehouseError
+
+from . import __version__
+from .options import BatchOptions, ConfigError, TouchlineOptions, add_help_for
+
+log = logging.getLogger("touchline")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("touchline").setLevel(logging.INFO)
+    for noisy in ("apache_beam", "google", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _cmd_generate(args, _rest) -> int:
+    from .sample_data import config_from_args, generate
+
+    manifest = generate(config_from_args(args))
+    totals = manifest.get("totals", {})
+    print(f"wrote sample data to {args.out}: {totals.get('input_units', '?')} input records "
+          f"({totals.get('good', '?')} good, {totals.get('duplicates', '?')} duplicates, "
+          f"{totals.get('malformed_total', '?')} malformed)")
+    return 0
+
+
+def _cmd_batch(args, rest) -> int:
+    from . import batch
+    from .summary import render
+    from touchline.transforms.warehouse import open_warehouse
+
+    result = batch.run(rest, prog="touchline batch")
+    wh = open_warehouse(result.warehouse)
+    try:
+        print(render(result, wh))
+    finally:
+        wh.close()
+    return 0
+
+
+def _cmd_demo(args, rest) -> int:
+    from .demo import run_demo
+
+    print(run_demo(args, rest))
+    return 0
+
+
+def _cmd_warehouse_init(args, rest) -> int:
+    from touchline.transforms.warehouse import open_warehouse
+
+    wh = open_warehouse(args.warehouse)
+    try:
+        wh.check()
+        done = wh.init()
+    finally:
+        wh.close()
+    print("\n".join(done) if done else f"{wh.url}: all tables up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="touchline", description="Customer-journey analytics on Apache Beam.")
+    parser.add_argument("--version", action="version", version=f"touchline {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="log progress (and Beam's own logs)")
+    parser.add_argument("--debug", action="store_true", help="print stack traces of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from .sample_data import add_arguments as add_sample_data_arguments
+
+    gen = sub.add_parser("generate", help="write deterministic sample data with ground truth")
+    add_sample_data_arguments(gen)
+    gen.set_defaults(func=_cmd_generate, passthrough=False)
+
+    batch = sub.add_parser("batch", help="run the batch pipeline", description="Run the batch pipeline. "
+                           "Any Beam option (e.g. --runner, --direct_running_mode=multi_processing) may follow.")
+    add_help_for(batch, TouchlineOptions, BatchOptions)
+    batch.set_defaults(func=_cmd_batch, passthrough=True)
+
+    demo = sub.add_parser("demo", help="generate sample data, run the batch pipeline into DuckDB, print a summary")
+    demo.add_argument("--out", default="data/demo", help="folder for the sample data and the warehouse (default data/demo)")
+    demo.add_argument("--persons", type=int, default=2000, help="persons to generate (default 2000)")
+    demo.add_argument("--days", type=int, default=30, help="days of activity (default 30)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--fresh", action="store_true", help="regenerate the data and start with an empty warehouse")
+    demo.set_defaults(func=_cmd_demo, passthrough=False, extra_ok=True)
+
+    wh = sub.add_parser("warehouse", help="manage the warehouse")
+    wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")
+    init = wh_sub.add_parser("init", help="create missing tables (and add new columns) from schemas/")
+    init.add_argument("--warehouse", default="touchline.duckdb", help="DuckDB file or bigquery://PROJECT.DATASET")
+    init.set_defaults(func=_cmd_warehouse_init, passthrough=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    _setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if rest and not args.passthrough and not getattr(args, "extra_ok", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.passthrough:
+        # Pipeline commands re-parse their whole argument list strictly (Touchline + Beam flags).
+        rest = argv[argv.index(args.command) + 1:]
+    try:
+        return args.func(args, rest)
+    except (ConfigError, WarehouseError, UnknownChannel, KeyError_, UsageError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"touchline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("touchline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
