@@ -58,5 +58,5 @@ def render(result, warehouse: Warehouse | None = None) -> str:
     out += ["", f"Warehouse: {result.warehouse}"]
     path = getattr(warehouse, "path", None)
     if path:
-        out.append(f"  explore it with: duckdb {path}   (or python -c \"import duckdb; duckdb.connect('{path}')\")")
+        out.append(f"  explore it: python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SHOW TABLES'))\"")
     return "\n".join(out)
