@@ -61,8 +61,9 @@ class Redactor:
         return _PHONE.sub(lambda m: self._token("phone", m.group(0)), text)
 
     def value(self, value: str) -> str:
-        """Redact a single attribute value (only if it contains PII)."""
-        if "@" in value or "+" in value or "00" in value:
+        """Redact a single attribute value (only if it may contain PII: the patterns need '@',
+        '+' or '00', or a phone/email key in JSON text)."""
+        if "@" in value or "+" in value or "00" in value or '":' in value:
             return self.text(value)
         return value
 

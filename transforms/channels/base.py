@@ -94,21 +94,28 @@ class ChannelSpec:
         event_time = parse_timestamp(record[self.timestamp_field], self.timestamp_field)
         self.validate(record)
         identifiers = []
+        seen = set()
         for field, kind in self.identifier_fields.items():
-            ident = hasher.identifier(kind, record.get(field))
-            if ident is not None and ident not in identifiers:
-                identifiers.append(ident)
-        attributes: dict[str, str] = {}
-        for key, value in (record.get("properties") or {}).items():
+            value = record.get(field)
             if value is not None:
-                attributes[key] = redactor.value(value)
+                ident = hasher.identifier(kind, value)
+                if ident is not None and ident["id_hash"] not in seen:
+                    seen.add(ident["id_hash"])
+                    identifiers.append(ident)
+        attributes: dict[str, str] = {}
+        properties = record.get("properties")
+        if properties:
+            for key, value in properties.items():
+                if value is not None:
+                    attributes[key] = redactor.value(value)
         for field in self.attribute_fields:
             value = record.get(field)
             if value is not None:
-                attributes[field] = redactor.value(attribute_text(value))
-        for key, value in unknown.items():
-            if value is not None:
-                attributes[key] = redactor.value(attribute_text(value))
+                attributes[field] = redactor.value(value if value.__class__ is str else attribute_text(value))
+        if unknown:
+            for key, value in unknown.items():
+                if value is not None:
+                    attributes[key] = redactor.value(attribute_text(value))
         survey = record.get("survey")
         touchpoint = {
             "event_id": record["event_id"],
@@ -126,7 +133,7 @@ class ChannelSpec:
             "survey_score": survey["score"] if survey else None,
             "amount": None,
             "currency": None,
-            "attributes": dict(sorted(attributes.items())),
+            "attributes": dict(sorted(attributes.items())) if len(attributes) > 1 else attributes,
             "source": source,
         }
         for column, field in self.reference_fields.items():
