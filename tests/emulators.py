@@ -11,6 +11,7 @@ tests failed.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import socket
@@ -48,15 +49,17 @@ def duckdb_home() -> Path:
         if not files:
             raise RuntimeError(f"{package} ships no .duckdb_extension file; reinstall the test extra: pip install -e '.[test]'")
         wanted.append(files[0])
-    missing = [f for f in wanted if not glob.glob(str(folder / "*" / "*" / os.path.basename(f)))]
-    if missing:
-        folder.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(config={"extension_directory": str(folder)})
-        try:
-            for path in missing:
-                con.execute(f"INSTALL '{path}'")
-        finally:
-            con.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(home / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers install once
+        missing = [f for f in wanted if not glob.glob(str(folder / "*" / "*" / os.path.basename(f)))]
+        if missing:
+            con = duckdb.connect(config={"extension_directory": str(folder)})
+            try:
+                for path in missing:
+                    con.execute(f"INSTALL '{path}'")
+            finally:
+                con.close()
     return home
 
 

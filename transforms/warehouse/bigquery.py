@@ -253,7 +253,12 @@ class BigQueryWarehouse(Warehouse):
         if params:
             config.query_parameters = [_param(v) for v in params]
         job = self._bq().query(sql, job_config=config)
-        return job, list(job.result(timeout=timeout))
+        try:
+            return job, list(job.result(timeout=timeout))
+        except TimeoutError:  # concurrent.futures.TimeoutError: the job is still running
+            job.cancel()  # a cancelled transaction rolls back
+            raise BigQueryError(f"BigQuery job {job.job_id} did not finish within {timeout:.0f} s and was cancelled\n"
+                                f"  fix: look at the job in the console (slots, concurrent DML) and run again") from None
 
     def _server_reads_local_files(self) -> bool:
         """An emulator on this machine reads ``file://`` URIs itself (as BigQuery reads gs://)."""
