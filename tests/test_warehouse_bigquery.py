@@ -16,7 +16,7 @@ import pytest
 from touchline import schemas
 from touchline.schemas.bigquery import load_avro_schema, load_datum, table_fields
 from touchline.schemas.rows import converter
-from touchline.transforms.bigquery_connect import BigQueryConnection, BigQueryError
+from touchline.transforms.bigquery_connect import BigQueryError
 from touchline.transforms.warehouse import WarehouseError, open_warehouse
 from touchline.transforms.warehouse.bigquery import BigQueryWarehouse
 
@@ -261,6 +261,19 @@ def test_unreachable_endpoint_is_reported_at_once(tmp_path):
     with pytest.raises(WarehouseError, match="start the emulator or correct --bigquery_endpoint"):
         open_warehouse(url).init()
     assert time.monotonic() - started < 60  # generous: the point is "no retry loop", not speed
+
+
+def test_batch_against_an_unreachable_endpoint_prints_one_line(tmp_path):
+    from .emulators import free_port
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "a.jsonl").write_text("{}\n")
+    result = _cli(["batch", "--input", str(tmp_path), "--hash_key_source", "demo", "--staging_dir", str(tmp_path / "s"),
+                   "--warehouse", f"bigquery://{PROJECT}.x", "--bigquery_endpoint", f"http://127.0.0.1:{free_port()}"],
+                  {k: v for k, v in os.environ.items() if not k.startswith("TOUCHLINE_")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot reach the BigQuery endpoint" in result.stderr and "fix: start the emulator" in result.stderr
 
 
 def test_missing_dataset_names_the_fix(bigquery_emulator):
