@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test bench install install-test clean
+.PHONY: demo test bench docs install install-test clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+docs: $(VENV)/.installed
+	$(BIN)/python -m touchline.pipelines.docs tables --write docs/tables.md
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

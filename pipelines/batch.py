@@ -1,4 +1,4 @@
-"""The batch pipeline: files -> parse/validate -> dedup -> warehouse tables, committed atomically.
+"""The batch pipeline: files and/or BigQuery tables -> parse/validate -> dedup -> warehouse tables, committed atomically.
 
     touchline batch --input data/sample --warehouse touchline.duckdb [--logical_date 2026-10-31]
                     [--direct_running_mode=multi_processing --direct_num_workers=2]
@@ -22,6 +22,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
+from touchline.transforms.bigquery_source import ReadBigQueryTable
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup import DeduplicateTouchpoints
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
@@ -40,11 +41,20 @@ def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
 
 
-def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunContext, split_bytes: int) -> dict[str, beam.PCollection]:
-    """Compose the batch graph; returns ``{table name: PCollection of rows}``."""
+def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunContext, split_bytes: int,
+                   tables: dict[str, ReadBigQueryTable] | None = None) -> dict[str, beam.PCollection]:
+    """Compose the batch graph; returns ``{table name: PCollection of rows}``.
+
+    ``inputs`` are file patterns per channel, ``tables`` BigQuery reads per channel (either or both)."""
     parsed_touchpoints, dead_letters = [], []
-    for channel, patterns in inputs.items():
-        raw = p | f"Read{camel(channel)}" >> ReadChannelFiles(patterns, split_bytes)
+    tables = tables or {}
+    for channel in dict.fromkeys([*inputs, *tables]):
+        reads = []
+        if channel in inputs:
+            reads.append(p | f"Read{camel(channel)}" >> ReadChannelFiles(inputs[channel], split_bytes))
+        if channel in tables:
+            reads.append(p | f"Read{camel(channel)}Table" >> tables[channel])
+        raw = reads[0] if len(reads) == 1 else reads | f"Flatten{camel(channel)}Inputs" >> beam.Flatten()
         parsed = raw | f"Parse{camel(channel)}" >> ParseTouchpoints(channel, ctx)
         parsed_touchpoints.append(parsed[TOUCHPOINTS])
         dead_letters.append(parsed[DEAD_LETTERS])
@@ -100,7 +110,9 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     _clear(plan.staging_dir)
     started = time.time()
     p = beam.Pipeline(options=options)
-    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes)
+    table_reads = {channel: ReadBigQueryTable(source, plan.bigquery, plan.read_streams, plan.bigquery.project)
+                   for channel, source in plan.tables.items()}
+    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, table_reads)
     for table, rows in tables.items():
         rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir)
     result = p.run()
@@ -119,7 +131,7 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
         "runner": options.view_as(StandardOptions).runner,
         "touchline_version": __version__,
         "model_version": None,
-        "inputs": [f"{channel}={pattern}" for channel, patterns in plan.inputs.items() for pattern in patterns],
+        "inputs": plan.input_labels(),
         "metrics": [{"name": k, "value": v} for k, v in counts.items()],
     }
     written = warehouse.commit(plan.staging_dir, tables, rows={"pipeline_runs": [run_row]})

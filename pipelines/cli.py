@@ -71,10 +71,12 @@ def _cmd_demo(args, rest) -> int:
 def _cmd_warehouse_init(args, rest) -> int:
     from touchline.transforms.warehouse import open_warehouse
 
-    wh = open_warehouse(args.warehouse)
+    from .options import with_bigquery_flags
+
+    wh = open_warehouse(with_bigquery_flags(args.warehouse, args.bigquery_endpoint, args.bigquery_storage_endpoint,
+                                            args.bigquery_location))
     try:
-        wh.check()
-        done = wh.init()
+        done = wh.init()  # reports an unreachable warehouse or missing credentials itself
     finally:
         wh.close()
     print("\n".join(done) if done else f"{wh.url}: all tables up to date")
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")
     init = wh_sub.add_parser("init", help="create missing tables (and add new columns) from schemas/")
     init.add_argument("--warehouse", default="touchline.duckdb", help="DuckDB file or bigquery://PROJECT.DATASET")
+    init.add_argument("--bigquery_endpoint", default=None, help="BigQuery REST endpoint override (an emulator), e.g. http://127.0.0.1:9050")
+    init.add_argument("--bigquery_storage_endpoint", default=None, help="BigQuery Storage Read gRPC endpoint override, e.g. 127.0.0.1:9060")
+    init.add_argument("--bigquery_location", default=None, help="location of a new BigQuery dataset, e.g. EU")
     init.set_defaults(func=_cmd_warehouse_init, passthrough=False)
     return parser
 

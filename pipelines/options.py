@@ -18,6 +18,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
 from touchline.transforms import channels, sources
+from touchline.transforms.bigquery_connect import BigQueryConnection, parse_table
+from touchline.transforms.bigquery_source import TableInput, inspect_table
 from touchline.transforms.identifiers import DEFAULT_KEY_SOURCE, KeyError_, key_fingerprint, resolve_key
 from touchline.transforms.warehouse import Warehouse, WarehouseError, open_warehouse
 
@@ -53,6 +55,15 @@ class TouchlineOptions(PipelineOptions):
         parser.add_argument("--staging_dir", default=None,
                             help="Folder (or gs:// prefix) for staging files; default: next to the DuckDB file, "
                                  "or --temp_location for BigQuery.")
+        parser.add_argument("--bigquery_endpoint", default=None,
+                            help="BigQuery REST endpoint override, e.g. http://127.0.0.1:9050 for the bqemulator "
+                                 "(anonymous credentials; default: env TOUCHLINE_BIGQUERY_ENDPOINT, else Google's).")
+        parser.add_argument("--bigquery_storage_endpoint", default=None,
+                            help="BigQuery Storage Read (gRPC) endpoint override, e.g. 127.0.0.1:9060 "
+                                 "(default: env TOUCHLINE_BIGQUERY_STORAGE_ENDPOINT).")
+        parser.add_argument("--bigquery_location", default=None,
+                            help="BigQuery location of the dataset and jobs, e.g. EU (default: env TOUCHLINE_BIGQUERY_LOCATION, "
+                                 "else the dataset's).")
 
 
 class BatchOptions(PipelineOptions):
@@ -65,6 +76,18 @@ class BatchOptions(PipelineOptions):
         for name in channels.names():
             parser.add_argument(f"--{name}_input", default=None, action="append",
                                 help=f"File pattern(s) of the {name} channel (Avro or JSONL); repeatable. Overrides --input for {name}.")
+        for name in channels.names():
+            parser.add_argument(f"--{name}_table", default=None,
+                                help=f"Read the {name} channel from this BigQuery table (PROJECT.DATASET.TABLE; columns of "
+                                     f"its raw schema) between --from_date and --to_date.")
+        parser.add_argument("--from_date", default=None,
+                            help="First day (YYYY-MM-DD, inclusive) read from --<channel>_table inputs (default: --logical_date).")
+        parser.add_argument("--to_date", default=None,
+                            help="Last day (YYYY-MM-DD, inclusive) read from --<channel>_table inputs (default: --from_date).")
+        parser.add_argument("--table_date_column", default=None,
+                            help="DATE/TIMESTAMP/DATETIME column the date range filters on (default: the table's partitioning column).")
+        parser.add_argument("--bigquery_read_streams", type=int, default=16,
+                            help="Storage Read streams per --<channel>_table input (upper bound; default 16).")
         parser.add_argument("--channels", default=None,
                             help=f"Comma-separated channels to read (default: all of {', '.join(channels.names())}).")
         parser.add_argument("--split_mb", type=int, default=64,
@@ -107,6 +130,15 @@ class BatchPlan:
     split_bytes: int
     run_id: str = ""
     files: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
+    #: channels read from BigQuery tables (see touchline.transforms.bigquery_source)
+    tables: dict[str, TableInput] = field(default_factory=dict)
+    bigquery: BigQueryConnection | None = None
+    read_streams: int = 16
+
+    def input_labels(self) -> list[str]:
+        """``channel=pattern`` / ``channel=bq:TABLE[from..to]`` for the pipeline_runs row."""
+        labels = [f"{channel}={pattern}" for channel, patterns in self.inputs.items() for pattern in patterns]
+        return labels + [f"{channel}={source.describe()}" for channel, source in self.tables.items()]
 
 
 def _logical_date(value: str | None) -> dt.date:
@@ -118,7 +150,8 @@ def _logical_date(value: str | None) -> dt.date:
         raise ConfigError(f"--logical_date={value!r} is not a date", "use YYYY-MM-DD, e.g. --logical_date=2026-10-31") from None
 
 
-def resolve_inputs(opts: BatchOptions) -> dict[str, list[str]]:
+def resolve_inputs(opts: BatchOptions, tables: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """File patterns per channel (channels in ``tables`` read files only when given patterns)."""
     known = channels.names()
     selected = known
     if opts.channels:
@@ -135,14 +168,68 @@ def resolve_inputs(opts: BatchOptions) -> dict[str, list[str]]:
         explicit = getattr(opts, f"{name}_input", None)
         if explicit:
             inputs[name] = list(explicit)
-        elif opts.input:
+        elif opts.input and name not in tables:
             inputs[name] = [sources.expand_input(opts.input, name)]
-    if not inputs:
+    if not inputs and not tables:
         raise ConfigError(
             "no input given",
             "pass --input DIR (one sub-folder per channel, as `touchline generate` writes) or --app_input/--web_input/... patterns",
         )
     return inputs
+
+
+def _date_flag(flag: str, value: str | None, default: dt.date) -> dt.date:
+    if value is None:
+        return default
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag}={value!r} is not a date", f"use YYYY-MM-DD, e.g. {flag}=2026-10-01") from None
+
+
+def resolve_connection(options: PipelineOptions, project: str) -> BigQueryConnection:
+    """Where BigQuery is (flags, then TOUCHLINE_BIGQUERY_* variables)."""
+    tl = options.view_as(TouchlineOptions)
+    return BigQueryConnection.resolve(project, tl.bigquery_location, tl.bigquery_endpoint, tl.bigquery_storage_endpoint)
+
+
+def warehouse_url(options: PipelineOptions) -> str:
+    """--warehouse, with the --bigquery_* endpoint flags folded into a bigquery:// URL."""
+    tl = options.view_as(TouchlineOptions)
+    return with_bigquery_flags(tl.warehouse, tl.bigquery_endpoint, tl.bigquery_storage_endpoint, tl.bigquery_location)
+
+
+def with_bigquery_flags(url: str, endpoint: str | None, storage_endpoint: str | None, location: str | None) -> str:
+    if not url.startswith("bigquery://"):
+        return url
+    extra = [f"{k}={v}" for k, v in (("endpoint", endpoint), ("storage_endpoint", storage_endpoint), ("location", location))
+             if v and f"{k}=" not in url]
+    return url + (("&" if "?" in url else "?") + "&".join(extra) if extra else "")
+
+
+def resolve_tables(options: PipelineOptions, selected: list[str], logical_date: dt.date) -> tuple[dict[str, TableInput], BigQueryConnection | None]:
+    """Validate ``--<channel>_table`` inputs at launch (table exists, columns match, date column)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    batch = options.view_as(BatchOptions)
+    wanted = {name: getattr(batch, f"{name}_table", None) for name in selected}
+    wanted = {name: table for name, table in wanted.items() if table}
+    if not wanted:
+        return {}, None
+    if batch.bigquery_read_streams <= 0:
+        raise ConfigError(f"--bigquery_read_streams must be positive, got {batch.bigquery_read_streams}", "use e.g. --bigquery_read_streams=16")
+    from_date = _date_flag("--from_date", batch.from_date, logical_date)
+    to_date = _date_flag("--to_date", batch.to_date, from_date)
+    if to_date < from_date:
+        raise ConfigError(f"--to_date {to_date} is before --from_date {from_date}", "swap them, or pass a single --from_date")
+    try:
+        first_project = parse_table(next(iter(wanted.values())))[0]
+        conn = resolve_connection(options, options.view_as(GoogleCloudOptions).project or first_project)
+        tables = {name: inspect_table(conn, name, table, batch.table_date_column, from_date, to_date)
+                  for name, table in wanted.items()}
+    except WarehouseError as exc:
+        raise ConfigError(str(exc)) from None
+    return tables, conn
 
 
 def _matched_files(inputs: dict[str, list[str]]) -> dict[str, list[tuple[str, int, float]]]:
@@ -175,6 +262,8 @@ def run_fingerprint(pipeline: str, plan: BatchPlan, extra: dict | None = None) -
         "files": plan.files,
         "extra": extra or {},
     }
+    if plan.tables:
+        payload["tables"] = {channel: [source.describe(), *source.version] for channel, source in plan.tables.items()}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return f"{plan.logical_date:%Y%m%d}-{digest[:12]}"
 
@@ -202,13 +291,15 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
     batch = options.view_as(BatchOptions)
     if batch.split_mb <= 0:
         raise ConfigError(f"--split_mb must be positive, got {batch.split_mb}", "use e.g. --split_mb=64")
-    inputs = resolve_inputs(batch)
+    selected = [c.strip() for c in batch.channels.split(",") if c.strip()] if batch.channels else channels.names()
+    table_channels = tuple(name for name in selected if getattr(batch, f"{name}_table", None))
+    inputs = resolve_inputs(batch, table_channels)
     try:
         key = resolve_key(tl.hash_key_source)
     except KeyError_ as exc:
         raise ConfigError(str(exc)) from None
     try:
-        warehouse = open_warehouse(tl.warehouse)
+        warehouse = open_warehouse(warehouse_url(options))
         warehouse.check()
     except WarehouseError as exc:
         raise ConfigError(str(exc)) from None
@@ -228,6 +319,8 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
         split_bytes=batch.split_mb << 20,
     )
     plan.files = _matched_files(inputs)
+    plan.tables, plan.bigquery = resolve_tables(options, list(table_channels), plan.logical_date)
+    plan.read_streams = batch.bigquery_read_streams
     plan.run_id = run_fingerprint("batch", plan)
     plan.staging_dir = default_staging_dir(warehouse, options, plan.run_id)
     return plan

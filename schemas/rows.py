@@ -58,7 +58,10 @@ def _column_converter(col: Column) -> Callable[[Any], Any]:
     if kind == "date":
         return to_days
     if kind == "decimal":
-        return lambda v: None if v is None else (v if isinstance(v, Decimal) else Decimal(str(v)))
+        # Warehouses widen scales (BigQuery NUMERIC has 9 digits): back to the schema's scale, so a
+        # row read back equals the row written and fits the Avro decimal again.
+        quantum = Decimal(1).scaleb(-(col.scale or 0))
+        return lambda v: None if v is None else (v if isinstance(v, Decimal) else Decimal(str(v))).quantize(quantum)
     if kind == "int":
         return lambda v: None if v is None else int(v)
     if kind == "float":

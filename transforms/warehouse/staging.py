@@ -7,6 +7,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from ... import schemas
 from ...schemas.arrow import arrow_schema
+from ...schemas.bigquery import load_avro_schema, load_datum
 from ...schemas.rows import converter
 
 PARQUET_SUFFIX = ".parquet"
@@ -34,8 +35,23 @@ class StageParquet(beam.PTransform):
         )
 
 
+class _ToLoadForm(beam.DoFn):
+    """Datum form -> BigQuery load form (maps spelled out as key/value records)."""
+
+    def __init__(self, table: str):
+        self._table = table
+
+    def setup(self):
+        self._convert = load_datum(schemas.table_schema(self._table))
+
+    def process(self, row):
+        yield self._convert(row)
+
+
 class StageAvro(beam.PTransform):
-    """Rows -> Avro files (fastavro) under ``staging_dir/table/`` (BigQuery loads these)."""
+    """Rows -> Avro files (fastavro) under ``staging_dir/table/``, in the shape BigQuery loads:
+    the table's schema with maps as arrays of key/value records (see
+    :func:`touchline.schemas.bigquery.load_avro_schema`)."""
 
     def __init__(self, table: str, staging_dir: str):
         super().__init__()
@@ -43,11 +59,15 @@ class StageAvro(beam.PTransform):
         self._dir = table_dir(staging_dir, table)
 
     def expand(self, rows):
-        return rows | "WriteAvro" >> beam.io.WriteToAvro(
-            FileSystems.join(self._dir, "part"),
-            schemas.table_schema(self._table).parsed,
-            file_name_suffix=AVRO_SUFFIX,
-            codec="deflate",
+        return (
+            rows
+            | "ToLoadForm" >> beam.ParDo(_ToLoadForm(self._table))
+            | "WriteAvro" >> beam.io.WriteToAvro(
+                FileSystems.join(self._dir, "part"),
+                load_avro_schema(schemas.table_schema(self._table)),
+                file_name_suffix=AVRO_SUFFIX,
+                codec="deflate",
+            )
         )
 
 

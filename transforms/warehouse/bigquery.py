@@ -1,0 +1,516 @@
+"""BigQuery as the warehouse: ``bigquery://PROJECT.DATASET``, same table names and columns as DuckDB.
+
+Tables are generated from ``schemas/*.avsc`` (:mod:`touchline.schemas.bigquery`): DATE partitioning on
+the schema's ``partition_by``, clustering on ``cluster_by``, ``require_partition_filter``, and the
+Avro docs as table and column descriptions.
+
+A run's rows arrive as Avro staging files (:class:`~.staging.StageAvro`, one folder per table, in
+``gs://`` in production). :meth:`BigQueryWarehouse.commit` then
+
+1. loads each table's files into a fresh staging table ``_stage_<table>_<token>`` created with the
+   target's schema (load jobs with ``use_avro_logical_types``; nothing touches a target yet),
+2. checks them (repeated keys, rows outside a recompute scope) and finds the partitions they touch,
+3. applies every table in ONE multi-statement transaction (``BEGIN TRANSACTION ... COMMIT``):
+   ``merge`` -> ``MERGE ... WHEN MATCHED THEN UPDATE ... WHEN NOT MATCHED THEN INSERT (cols) VALUES``,
+   ``insert_if_absent`` -> ``MERGE ... WHEN NOT MATCHED THEN INSERT``, ``replace`` -> ``DELETE`` +
+   ``INSERT``, ``replace_scope`` -> ``DELETE`` the run's recompute scope + ``INSERT``; each MERGE and
+   DELETE names the target partitions it may touch as constants, so BigQuery prunes the rest,
+4. drops the staging tables (they also expire after a day, should a crashed run leave them behind).
+
+A failure before step 3 leaves the targets untouched; a failure inside step 3 rolls the whole
+transaction back. Either way a re-run applies the same rows by key, so it converges. See
+``docs/warehouse.md``.
+
+Endpoints: production uses Application Default Credentials; ``?endpoint=http://HOST:PORT`` (REST)
+and ``&storage_endpoint=HOST:PORT`` (Storage Read gRPC) in the URL, or ``--bigquery_endpoint`` /
+``TOUCHLINE_BIGQUERY_ENDPOINT``, point it at an emulator (anonymous credentials only then).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import os
+import uuid
+from typing import Any, Iterable
+from urllib.parse import parse_qs, quote as url_quote, urlsplit
+
+import fastavro
+from apache_beam.io.filesystems import FileSystems
+
+from ... import schemas
+from ...schemas import TableSpec
+from ...schemas.bigquery import column_type, load_avro_schema, load_datum, table_fields
+from ...schemas.model import columns
+from ..bigquery_connect import PROBE_TIMEOUT, BigQueryConnection, BigQueryError, describe, probe_retry
+from . import Warehouse
+from .staging import AVRO_SUFFIX, ReadSnapshot, StageAvro, list_staged, table_dir
+
+log = logging.getLogger("touchline")
+
+#: Staging tables left behind by a crashed commit disappear after this long.
+STAGE_EXPIRY = dt.timedelta(days=1)
+#: Longest a single load job or the commit transaction may run before it is reported (seconds).
+JOB_TIMEOUT = 3600.0
+#: Streams requested for a snapshot read (the server may return fewer).
+SNAPSHOT_STREAMS = 8
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_TYPE_ALIASES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}
+
+
+def _ident(*parts: str) -> str:
+    return "`" + ".".join(parts).replace("`", "") + "`"
+
+
+def _col(name: str, alias: str | None = None) -> str:
+    return f"{alias}.`{name}`" if alias else f"`{name}`"
+
+
+def _date_lit(days: int | dt.date | str) -> str:
+    if isinstance(days, int):
+        days = dt.date(1970, 1, 1) + dt.timedelta(days=days)
+    return f"DATE '{days}'"
+
+
+class BigQueryWarehouse(Warehouse):
+    remote_ok = True
+
+    def __init__(self, project: str, dataset: str, location: str | None = None, endpoint: str | None = None,
+                 storage_endpoint: str | None = None):
+        if not project or not dataset:
+            raise BigQueryError(f"bigquery://{project}.{dataset} names no project or dataset\n"
+                                f"  fix: use --warehouse bigquery://PROJECT.DATASET")
+        self.project = project
+        self.dataset = dataset
+        self.conn = BigQueryConnection.resolve(project, location, endpoint, storage_endpoint)
+        query = [(k, v) for k, v in (("endpoint", self.conn.endpoint), ("storage_endpoint", self.conn.storage_endpoint),
+                                     ("location", self.conn.location)) if v]
+        self.url = f"bigquery://{project}.{dataset}" + ("?" + "&".join(f"{k}={url_quote(v, safe=':/')}" for k, v in query) if query else "")
+        self._client = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "BigQueryWarehouse":
+        """``bigquery://PROJECT.DATASET[?endpoint=http://HOST:PORT&storage_endpoint=HOST:PORT&location=EU]``."""
+        parts = urlsplit(url)
+        path = (parts.netloc + parts.path).strip("/")
+        if "." not in path:
+            raise BigQueryError(f"{url!r} names no dataset\n  fix: use --warehouse bigquery://PROJECT.DATASET")
+        project, dataset = path.rsplit(".", 1)  # domain-scoped projects contain dots and a colon
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(params) - {"endpoint", "storage_endpoint", "location"}
+        if unknown:
+            raise BigQueryError(f"unknown parameter {sorted(unknown)[0]!r} in {url}\n  fix: use endpoint=, storage_endpoint= or location=")
+        return cls(project, dataset, params.get("location"), params.get("endpoint"), params.get("storage_endpoint"))
+
+    # -- connection ----------------------------------------------------------------------------
+    def _bq(self):
+        if self._client is None:
+            self._client = self.conn.client()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _table_id(self, table: str) -> str:
+        return f"{self.project}.{self.dataset}.{table}"
+
+    def _fq(self, table: str) -> str:
+        return _ident(self.project, self.dataset, table)
+
+    def check(self) -> None:
+        """Credentials, reachability and the dataset, within seconds (no retry loop on a dead endpoint)."""
+        from google.api_core.exceptions import NotFound
+
+        client = self._bq()
+        try:
+            client.get_dataset(f"{self.project}.{self.dataset}", retry=probe_retry(), timeout=PROBE_TIMEOUT)
+        except NotFound:
+            raise BigQueryError(
+                f"BigQuery dataset {self.project}.{self.dataset} does not exist\n"
+                f"  fix: create it with `touchline warehouse init --warehouse {self.url}`"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 -- translated into a message with a fix
+            raise describe(exc, self.conn, f"open dataset {self.project}.{self.dataset}") from None
+
+    # -- schema --------------------------------------------------------------------------------
+    def _new_table(self, spec: TableSpec, table_id: str, staging: bool = False):
+        from google.cloud import bigquery
+
+        table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in table_fields(spec)])
+        if staging:
+            table.expires = dt.datetime.now(dt.timezone.utc) + STAGE_EXPIRY
+            table.description = f"Touchline staging rows for {spec.name}; dropped after the commit."
+            return table
+        table.description = spec.doc or None
+        if spec.partition_by:
+            table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field=spec.partition_by)
+            if spec.require_partition_filter:
+                # table-level flag (current API) and the partitioning one (read by older servers/emulators)
+                table.require_partition_filter = True
+                table.time_partitioning._properties["requirePartitionFilter"] = True
+        if spec.cluster_by:
+            table.clustering_fields = list(spec.cluster_by)[:4]
+        return table
+
+    def init(self, tables: Iterable[str] | None = None) -> list[str]:
+        """Create the dataset and missing tables, add new (nullable) columns; return what was done."""
+        from google.api_core.exceptions import Conflict, NotFound
+        from google.cloud import bigquery
+
+        client = self._bq()
+        done: list[str] = []
+        try:
+            try:
+                client.get_dataset(f"{self.project}.{self.dataset}", retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            except NotFound:
+                ds = bigquery.Dataset(f"{self.project}.{self.dataset}")
+                if self.conn.location:
+                    ds.location = self.conn.location
+                ds.description = "Touchline: customer-journey tables (touchpoints, dead letters, runs, ...). See docs/tables.md."
+                try:
+                    client.create_dataset(ds, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+                    done.append(f"created dataset {self.project}.{self.dataset}" + (f" in {self.conn.location}" if self.conn.location else ""))
+                except Conflict:
+                    pass
+            for name in tables or schemas.table_schemas():
+                spec = schemas.table_schema(name)
+                if spec.staging_only:
+                    continue
+                done += self._init_table(client, spec)
+        except BigQueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise describe(exc, self.conn, f"create tables in {self.project}.{self.dataset}",
+                           "check the project id in --warehouse bigquery://PROJECT.DATASET") from None
+        return done
+
+    def _init_table(self, client, spec: TableSpec) -> list[str]:
+        from google.api_core.exceptions import Conflict, NotFound
+        from google.cloud import bigquery
+
+        table_id = self._table_id(spec.name)
+        try:
+            existing = client.get_table(table_id, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+        except NotFound:
+            try:
+                client.create_table(self._new_table(spec, table_id), retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            except Conflict:  # created concurrently
+                return []
+            layout = [f"partitioned by {spec.partition_by}" if spec.partition_by else "not partitioned"]
+            if spec.cluster_by:
+                layout.append(f"clustered by {', '.join(spec.cluster_by)}")
+            if spec.require_partition_filter:
+                layout.append("partition filter required")
+            return [f"created {spec.name} ({'; '.join(layout)})"]
+        done = []
+        have = {f.name: f for f in existing.schema}
+        wanted = table_fields(spec)
+        for field in wanted:
+            current = have.get(field["name"])
+            if current is None:
+                continue
+            got, want = _TYPE_ALIASES.get(current.field_type, current.field_type), field["type"]
+            if got != want or (current.mode == "REPEATED") != (field["mode"] == "REPEATED"):
+                raise BigQueryError(
+                    f"table {table_id} column {field['name']} is {current.mode} {got} but the schema says "
+                    f"{field['mode']} {want}\n  fix: migrate the table (docs/warehouse.md, 'Schema changes') before running"
+                )
+        missing = [f for f in wanted if f["name"] not in have]
+        for field in missing:
+            description = field.get("description", "").replace("\\", "\\\\").replace("'", "\\'")
+            options = f" OPTIONS(description='{description}')" if description else ""
+            self._run(f"ALTER TABLE {self._fq(spec.name)} ADD COLUMN IF NOT EXISTS `{field['name']}` {column_type(field)}{options}")
+            done.append(f"added {spec.name}.{field['name']}")
+        if missing:
+            # Some servers (the emulator) change the data but not the catalog with ALTER TABLE.
+            refreshed = client.get_table(table_id, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            names = {f.name for f in refreshed.schema}
+            extra = [bigquery.SchemaField.from_api_repr({**f, "mode": "NULLABLE" if f["mode"] == "REQUIRED" else f["mode"]})
+                     for f in missing if f["name"] not in names]
+            if extra:
+                refreshed.schema = list(refreshed.schema) + extra
+                client.update_table(refreshed, ["schema"], retry=probe_retry(), timeout=PROBE_TIMEOUT)
+        partitioned = existing.time_partitioning.field if existing.time_partitioning else None
+        if partitioned != spec.partition_by:
+            done.append(f"note: {spec.name} is partitioned by {partitioned or 'nothing'} but the schema says "
+                        f"{spec.partition_by or 'nothing'} (partitioning changes need a new table)")
+        return done
+
+    # -- writes --------------------------------------------------------------------------------
+    def stage(self, table: str, staging_dir: str):
+        return StageAvro(table, staging_dir)
+
+    def staged_files(self, table: str, staging_dir: str) -> list[str]:
+        return list_staged(staging_dir, table, AVRO_SUFFIX)
+
+    def _run(self, sql: str, params: list | None = None, timeout: float = JOB_TIMEOUT):
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
+        if params:
+            config.query_parameters = [_param(v) for v in params]
+        job = self._bq().query(sql, job_config=config)
+        try:
+            return job, list(job.result(timeout=timeout))
+        except TimeoutError:  # concurrent.futures.TimeoutError: the job is still running
+            job.cancel()  # a cancelled transaction rolls back
+            raise BigQueryError(f"BigQuery job {job.job_id} did not finish within {timeout:.0f} s and was cancelled\n"
+                                f"  fix: look at the job in the console (slots, concurrent DML) and run again") from None
+
+    def _server_reads_local_files(self) -> bool:
+        """An emulator on this machine reads ``file://`` URIs itself (as BigQuery reads gs://)."""
+        if not self.conn.endpoint:
+            return False
+        host = urlsplit(self.conn.endpoint).hostname or ""
+        return host in _LOOPBACK
+
+    def _load(self, spec: TableSpec, stage_id: str, files: list[str], staging_dir: str) -> None:
+        from google.cloud import bigquery
+
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.AVRO,
+            use_avro_logical_types=True,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+        )
+        client = self._bq()
+        if files[0].startswith("gs://"):
+            jobs = [client.load_table_from_uri(FileSystems.join(table_dir(staging_dir, spec.name), "*" + AVRO_SUFFIX), stage_id, job_config=config)]
+        elif self._server_reads_local_files():
+            jobs = [client.load_table_from_uri(["file://" + os.path.abspath(f) for f in files], stage_id, job_config=config)]
+        else:  # local files, remote server: upload them
+            jobs = []
+            for path in files:
+                with FileSystems.open(path) as fh:
+                    jobs.append(client.load_table_from_file(fh, stage_id, job_config=config, rewind=True))
+        for job in jobs:
+            job.result(timeout=JOB_TIMEOUT)
+
+    def _load_rows(self, spec: TableSpec, stage_id: str, rows: list[dict[str, Any]]) -> None:
+        from google.cloud import bigquery
+
+        buffer = io.BytesIO()
+        convert = load_datum(spec)
+        fastavro.writer(buffer, fastavro.parse_schema(load_avro_schema(spec)), [convert(r) for r in rows], codec="deflate")
+        buffer.seek(0)
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.AVRO, use_avro_logical_types=True,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                                        create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
+        self._bq().load_table_from_file(buffer, stage_id, job_config=config).result(timeout=JOB_TIMEOUT)
+
+    def _partitions(self, spec: TableSpec, stage: str) -> list[str | None]:
+        """Distinct partition values of staged rows (None for the NULL partition), as ISO dates."""
+        col = _col(spec.partition_by)
+        _, rows = self._run(f"SELECT DISTINCT CAST({col} AS STRING) AS p FROM {stage}")
+        return sorted((r[0] for r in rows), key=lambda v: (v is None, v or ""))
+
+    def _moved_partitions(self, spec: TableSpec, stage: str, known: list[str | None]) -> list[str | None]:
+        """Partitions of the target holding staged keys outside ``known`` (a row whose partition
+        value changed since it was written). Scans only the key and partition columns."""
+        match = self._key_match(spec)
+        part = _col(spec.partition_by, "t")
+        dates = [d for d in known if d is not None]
+        outside = f"{part} NOT IN ({', '.join(_date_lit(d) for d in dates)})" if dates else "TRUE"
+        if None in known:
+            outside += f" AND {part} IS NOT NULL"
+        _, rows = self._run(
+            f"SELECT DISTINCT CAST({part} AS STRING) AS p FROM {self._fq(spec.name)} t JOIN {stage} s ON {match} WHERE {outside}"
+        )
+        return [r[0] for r in rows]
+
+    def _key_match(self, spec: TableSpec) -> str:
+        nullable = {c.name for c in columns(spec.schema) if c.nullable}
+        return " AND ".join(
+            f"{_col(k, 't')} IS NOT DISTINCT FROM {_col(k, 's')}" if k in nullable else f"{_col(k, 't')} = {_col(k, 's')}"
+            for k in spec.key
+        )
+
+    @staticmethod
+    def _partition_filter(spec: TableSpec, partitions: list[str | None]) -> str:
+        part = _col(spec.partition_by, "t")
+        dates = [d for d in partitions if d is not None]
+        terms = [f"{part} IN ({', '.join(_date_lit(d) for d in dates)})"] if dates else []
+        if None in partitions:
+            terms.append(f"{part} IS NULL")
+        return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+    def _check_keys(self, spec: TableSpec, stage: str) -> None:
+        keys = ", ".join(_col(k) for k in spec.key)
+        _, rows = self._run(f"SELECT {keys}, COUNT(*) AS n FROM {stage} GROUP BY {keys} HAVING COUNT(*) > 1 LIMIT 1")
+        if rows:
+            dup = tuple(rows[0].values())
+            raise BigQueryError(f"staged rows for {spec.name} repeat key {dup[:-1]} ({dup[-1]} times); refusing to commit")
+
+    def _statements(self, spec: TableSpec, stage: str, scope: str | None) -> list[str]:
+        """The DML applying one staged table to its target (run inside the commit transaction)."""
+        target = self._fq(spec.name)
+        cols = [_col(c) for c in spec.columns]
+        col_list = ", ".join(cols)
+        if spec.write == "replace_scope":
+            return self._scoped_statements(spec, stage, scope)
+        self._check_keys(spec, stage)
+        if spec.write == "replace":
+            return [f"DELETE FROM {target} WHERE TRUE", f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage}"]
+        on = self._key_match(spec)
+        if spec.partition_by:
+            partitions = self._partitions(spec, stage)
+            if not partitions:
+                return []
+            if not spec.require_partition_filter:
+                partitions += self._moved_partitions(spec, stage, partitions)
+            on = f"{self._partition_filter(spec, partitions)} AND {on}"
+        insert = f"WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({', '.join(_col(c, 's') for c in spec.columns)})"
+        if spec.write == "insert_if_absent":
+            return [f"MERGE {target} t USING {stage} s ON {on}\n{insert}"]
+        updates = ", ".join(f"{_col(c)} = {_col(c, 's')}" for c in spec.columns if c not in spec.key)
+        matched = f"WHEN MATCHED THEN UPDATE SET {updates}\n" if updates else ""
+        return [f"MERGE {target} t USING {stage} s ON {on}\n{matched}{insert}"]
+
+    def _scoped_statements(self, spec: TableSpec, stage: str, scope: str | None) -> list[str]:
+        person, day = spec.scope_by
+        target = self._fq(spec.name)
+        col_list = ", ".join(_col(c) for c in spec.columns)
+        if scope is None:
+            _, rows = self._run(f"SELECT {_col(person)}, CAST({_col(day)} AS STRING) FROM {stage} LIMIT 1")
+            if rows:
+                raise BigQueryError(f"staged {spec.name} row {tuple(rows[0].values())} lies outside the run's recompute scope; refusing to commit")
+            return []
+        _, rows = self._run(
+            f"SELECT s.{_col(person)}, CAST(s.{_col(day)} AS STRING) FROM {stage} s LEFT JOIN {scope} c "
+            f"ON s.{_col(person)} = c.person_id WHERE c.person_id IS NULL OR s.{_col(day)} < c.from_date LIMIT 1"
+        )
+        if rows:
+            raise BigQueryError(f"staged {spec.name} row {tuple(rows[0].values())} lies outside the run's recompute scope; refusing to commit")
+        prune = ""
+        if spec.partition_by == day:
+            _, first = self._run(f"SELECT CAST(MIN(from_date) AS STRING) FROM {scope}")
+            if first and first[0][0] is not None:
+                prune = f"t.{_col(day)} >= {_date_lit(first[0][0])} AND "
+        return [
+            f"DELETE FROM {target} t WHERE {prune}EXISTS (SELECT 1 FROM {scope} c "
+            f"WHERE t.{_col(person)} = c.person_id AND t.{_col(day)} >= c.from_date)",
+            f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage}",
+        ]
+
+    def commit(self, staging_dir: str, tables: Iterable[str], rows: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, int]:
+        tables = list(tables)
+        rows = rows or {}
+        self.init()
+        client = self._bq()
+        token = uuid.uuid4().hex[:10]
+        created: list[str] = []
+        written: dict[str, int] = {}
+
+        def staging_table(spec: TableSpec) -> str:
+            table_id = self._table_id(f"_stage_{spec.name.lstrip('_')}_{token}")
+            client.create_table(self._new_table(spec, table_id, staging=True), retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            created.append(table_id)
+            return table_id
+
+        try:
+            scope = None
+            scope_files = self.staged_files(schemas.RECOMPUTE_SCOPE, staging_dir) if schemas.RECOMPUTE_SCOPE in tables else []
+            if scope_files:
+                scope_spec = schemas.table_schema(schemas.RECOMPUTE_SCOPE)
+                scope_id = staging_table(scope_spec)
+                self._load(scope_spec, scope_id, scope_files, staging_dir)
+                scope = f"(SELECT person_id, MIN(from_date) AS from_date FROM {_ident(scope_id)} GROUP BY person_id)"
+            script: list[str] = []
+            for table in dict.fromkeys([*tables, *rows]):
+                spec = schemas.table_schema(table)
+                if spec.staging_only:
+                    continue
+                files = self.staged_files(table, staging_dir) if table in tables else []
+                extra = rows.get(table) or []
+                if not files and not extra and spec.write != "replace_scope":
+                    written[table] = 0
+                    continue
+                stage_id = staging_table(spec)
+                if files:
+                    self._load(spec, stage_id, files, staging_dir)
+                if extra:
+                    self._load_rows(spec, stage_id, extra)
+                stage = _ident(stage_id)
+                _, counted = self._run(f"SELECT COUNT(*) FROM {stage}")
+                written[table] = int(counted[0][0])
+                script += self._statements(spec, stage, scope)
+            if script:
+                self._run("BEGIN TRANSACTION;\n" + ";\n".join(script) + ";\nCOMMIT TRANSACTION;")
+        except BigQueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise describe(exc, self.conn, f"commit the run to {self.project}.{self.dataset} (targets unchanged)") from None
+        finally:
+            for table_id in created:
+                try:
+                    client.delete_table(table_id, not_found_ok=True, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 -- it expires on its own
+                    log.warning("could not drop staging table %s (it expires in a day): %s", table_id, exc)
+        return written
+
+    # -- reads ---------------------------------------------------------------------------------
+    def read(self, table: str, staging_dir: str, where: str | None = None):
+        """Snapshot the rows now (Storage Read API, one Parquet file per stream under
+        ``staging_dir/_snapshots/table``); the pipeline reads those files."""
+        import pyarrow.parquet as pq
+        from google.cloud.bigquery_storage_v1 import types
+
+        spec = schemas.table_schema(table)
+        self.init([table])
+        folder = FileSystems.join(staging_dir, "_snapshots", table)
+        try:
+            reader = self.conn.read_client()
+            session = reader.create_read_session(
+                parent=f"projects/{self.project}",
+                read_session=types.ReadSession(
+                    table=f"projects/{self.project}/datasets/{self.dataset}/tables/{table}",
+                    data_format=types.DataFormat.ARROW,
+                    read_options=types.ReadSession.TableReadOptions(selected_fields=spec.columns, row_restriction=where or ""),
+                ),
+                max_stream_count=SNAPSHOT_STREAMS,
+                timeout=PROBE_TIMEOUT * 6,
+            )
+            files = []
+            for i, stream in enumerate(session.streams):
+                arrow = reader.read_rows(stream.name, timeout=JOB_TIMEOUT).to_arrow(session)
+                path = FileSystems.join(folder, f"stream-{i:04d}.parquet")
+                with FileSystems.create(path) as fh:
+                    pq.write_table(arrow.select(spec.columns), fh)
+                files.append(path)
+        except BigQueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise describe(exc, self.conn, f"snapshot table {self.project}.{self.dataset}.{table}") from None
+        return ReadSnapshot(table, files)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run SQL with the dataset as default (``FROM touchpoints`` works); ``?`` parameters."""
+        _, rows = self._run(sql, params)
+        return [tuple(r.values()) for r in rows]
+
+
+def _param(value: Any):
+    from decimal import Decimal
+
+    from google.cloud import bigquery
+
+    if isinstance(value, bool):
+        kind = "BOOL"
+    elif isinstance(value, int):
+        kind = "INT64"
+    elif isinstance(value, float):
+        kind = "FLOAT64"
+    elif isinstance(value, Decimal):
+        kind = "NUMERIC"
+    elif isinstance(value, dt.datetime):
+        kind = "TIMESTAMP"
+    elif isinstance(value, dt.date):
+        kind = "DATE"
+    elif isinstance(value, bytes):
+        kind = "BYTES"
+    else:
+        kind = "STRING"
+    return bigquery.ScalarQueryParameter(None, kind, value)
