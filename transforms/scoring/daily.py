@@ -15,6 +15,7 @@ payment, and capping never depends on what happens later in the day. Days with a
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any, Iterable, NamedTuple, Sequence
 
@@ -99,7 +100,11 @@ def observed_at(state: State, day: int, model: ScoringModel) -> float | None:
 
 
 def top_drivers(components: Iterable[tuple[str, float]], n: int, prefix: str = "") -> list[dict[str, Any]]:
-    ranked = sorted(components, key=lambda kv: (-abs(kv[1]), kv[0]))[:n]
+    """The ``n`` signals that explain the raw score best: those pulling in its direction (the
+    most negative ones for a score below neutral, S < 0), by size, then the others."""
+    components = list(components)
+    raw = math.fsum(v for _, v in components)
+    ranked = sorted(components, key=lambda kv: (0 if kv[1] * raw > 0 else 1, -abs(kv[1]), kv[0]))[:n]
     return [{"signal": prefix + name, "contribution": value} for name, value in ranked]
 
 
