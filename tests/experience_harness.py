@@ -21,11 +21,14 @@ import shutil
 import tempfile
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from touchline import schemas
 from touchline.pipelines import batch
 from touchline.pipelines.sample_data import GenerateConfig, generate
+from touchline.schemas.arrow import arrow_schema
 from touchline.schemas.rows import converter
 from touchline.transforms import channels
 from touchline.transforms.context import RunContext
@@ -35,6 +38,7 @@ from touchline.transforms.sources import _UNBOUNDED, read_range
 from touchline.transforms.experience import TABLES, ComputeExperience, ExperienceSettings, read_state
 from touchline.transforms.scoring.model import load_model
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
+from touchline.transforms.warehouse.staging import ReadSnapshot
 
 RUNNER = "DirectRunner"
 EPOCH = dt.date(1970, 1, 1)
@@ -132,7 +136,12 @@ def run_stage(warehouse_path: str, touchpoints: list[dict], logical_date: dt.dat
         ctx = RunContext(run_id=f"test-{logical_date:%Y%m%d}", logical_date=logical_date, hash_key_source="demo")
         p = beam.Pipeline(runner=RUNNER, options=PipelineOptions([]))
         state = read_state(p, wh, staging_dir, logical_date, model, settings)
-        tps = p | "Touchpoints" >> beam.Create(list(touchpoints), reshuffle=False)
+        # the run's touchpoints enter as a Parquet file read by the warehouse's own snapshot reader
+        # (beam.Create would infer a type from, pickle and compress every row into the graph)
+        os.makedirs(staging_dir, exist_ok=True)
+        source = os.path.join(staging_dir, "_input_touchpoints.parquet")
+        pq.write_table(pa.Table.from_pylist(list(touchpoints), schema=arrow_schema(schemas.table_schema("touchpoints"))), source)
+        tps = p | "Touchpoints" >> ReadSnapshot("touchpoints", [source])
         inputs = {"touchpoints": tps, **state}
         if scope is not None:
             inputs["recompute_scope"] = p | "IdentityScope" >> beam.Create(list(scope), reshuffle=False)
