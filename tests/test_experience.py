@@ -257,10 +257,14 @@ def test_compute_experience_transform():
            touchpoint("b", "2026-10-02 09:00", "web", "web_error", person="p1"),
            touchpoint("c", "2026-10-02 09:30", "support", "ticket_opened", person="p1", ticket_id="T"),
            touchpoint("d", "2026-10-02 10:00", "app", "survey_response", person="p2", survey=("nps", 9)),
-           touchpoint("e", "2026-10-02 10:00", "web", "page_view", person=None)]
+           touchpoint("e", "2026-10-02 10:00", "web", "page_view", person=None),
+           touchpoint("f", "2026-10-02 11:00", "web", "page_view", person="broken")]
+    # a stored row that cannot be read back: that person fails alone, as data, and keeps their rows
+    corrupt = {"person_id": "broken", "role": "customer", "score_date": at("2026-09-30 00:00") // 86_400_000_000}
     empty = lambda label: p | label >> beam.Create([])  # noqa: E731
     with beam_pipeline() as p:
-        out = {"touchpoints": p | beam.Create(tps), "history_touchpoints": empty("H1"), "history_daily": empty("H2"),
+        out = {"touchpoints": p | beam.Create(tps), "history_touchpoints": empty("H1"),
+               "history_daily": p | "H2" >> beam.Create([corrupt]),
                "history_current": empty("H3"), "recompute_scope": p | "S" >> beam.Create([{"person_id": "gone", "from_date": 0}])
                } | ComputeExperience(ctx, MODEL, ExperienceSettings())
         oct1 = at("2026-10-01 00:00") // 86_400_000_000
@@ -279,7 +283,10 @@ def test_compute_experience_transform():
                               ("p2", "all", VALID_TO)]), label="Current")
         assert_that(out["survey_aggregates"] | beam.Map(lambda r: (r["role"], r["channel"], r["nps"])),
                     equal_to([("customer", "app", 100.0)]), label="Surveys")
-        assert_that(out["dead_letters"], equal_to([]), label="NoDeadLetters")
+        assert_that(out["dead_letters"] | beam.Map(lambda r: (r["channel"], r["source"], r["failed_step"], r["reason"],
+                                                              r["error_class"], r["stack"] is not None)),
+                    equal_to([("experience", "person:broken", "ScorePersons", "unexpected_error", "KeyError", True)]),
+                    label="DeadLetters")
 
 
 def test_state_reads_cover_the_rules_look_back():

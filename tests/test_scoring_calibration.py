@@ -5,12 +5,15 @@ from __future__ import annotations
 import collections
 import math
 
+import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.testing.util import assert_that, equal_to
 
+from tests.conftest import beam_pipeline
 from tests.experience_harness import parsed_sample, touchpoint
-from touchline.transforms.scoring.calibration import (Answer, answer_features, auc, calibrate, fit_logistic, held_out,
-                                                      person_answers, spearman)
+from touchline.transforms.scoring.calibration import (Answer, RespondentFeatures, answer_features, auc, calibrate,
+                                                      fit_logistic, held_out, person_answers, spearman)
 from touchline.transforms.scoring.model import SURVEY_SIGNAL, load_model
 from touchline.transforms.scoring.signals import Classifier
 
@@ -42,6 +45,17 @@ def test_features_are_the_decayed_signals_just_before_each_answer():
     # the score calibration evaluates is the model's score of exactly these features
     s = sum(MODEL.weights()[n] * v for n, v in second.features)
     assert MODEL.curve(s) < MODEL.curve(0.0)
+
+
+def test_respondent_features_transform():
+    tps = [touchpoint("c", "2026-10-01 10:00", "app", "app_crash", person="p1"),
+           touchpoint("a", "2026-10-08 10:00", "app", "survey_response", person="p1", survey=("nps", 3)),
+           touchpoint("b", "2026-10-08 12:00", "web", "survey_response", person="p2", survey=("ces", 7)),
+           touchpoint("x", "2026-10-08 12:00", "web", "survey_response", person=None, survey=("ces", 7))]
+    with beam_pipeline() as p:
+        answers = p | beam.Create(tps) | RespondentFeatures(MODEL, GAP, 0, 10**18)
+        assert_that(answers | beam.Map(lambda a: (a.person_id, a.kind, a.observed, [n for n, _ in a.features])),
+                    equal_to([("p1", "nps", 30.0, ["app_crash"]), ("p2", "ces", 100.0, [])]))
 
 
 def test_logistic_fit_recovers_known_weights():
