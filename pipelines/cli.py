@@ -4,6 +4,7 @@
     touchline generate --out DIR        deterministic sample data (+ ground truth)
     touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
     touchline warehouse init            create/upgrade the warehouse tables
+    touchline calibrate                 fit scoring weights to survey answers, report held-out accuracy
 
 Every anticipated failure (bad flag, missing file, unknown channel, unreachable warehouse) prints
 one message naming the problem and the fix, and exits with status 2; ``--debug`` adds the stack.
@@ -68,6 +69,13 @@ def _cmd_demo(args, rest) -> int:
     return 0
 
 
+def _cmd_calibrate(args, rest) -> int:
+    from .calibrate import render, run
+
+    print(render(run(rest)))
+    return 0
+
+
 def _cmd_warehouse_init(args, rest) -> int:
     from touchline.transforms.warehouse import open_warehouse
 
@@ -108,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--fresh", action="store_true", help="regenerate the data and start with an empty warehouse")
     demo.set_defaults(func=_cmd_demo, passthrough=False, extra_ok=True)
+
+    from .calibrate import add_arguments as add_calibrate_arguments
+    from .options import ExperienceOptions
+
+    cal = sub.add_parser("calibrate", help="fit scoring weights to survey answers, report held-out accuracy",
+                         description="Fit the scoring model's weights to survey answers in the warehouse and write a "
+                                     "new model file; prints AUC and rank correlation, base vs calibrated, on held-out persons.")
+    add_calibrate_arguments(cal)
+    add_help_for(cal, TouchlineOptions, ExperienceOptions)
+    cal.set_defaults(func=_cmd_calibrate, passthrough=True)
 
     wh = sub.add_parser("warehouse", help="manage the warehouse")
     wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")

@@ -20,7 +20,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from touchline.transforms import channels, sources
 from touchline.transforms.bigquery_connect import BigQueryConnection, parse_table
 from touchline.transforms.bigquery_source import TableInput, inspect_table
+from touchline.transforms.experience import ExperienceSettings
 from touchline.transforms.identifiers import DEFAULT_KEY_SOURCE, KeyError_, key_fingerprint, resolve_key
+from touchline.transforms.scoring.model import ModelError, ScoringModel, load_model
 from touchline.transforms.warehouse import Warehouse, WarehouseError, open_warehouse
 
 from . import __version__
@@ -92,6 +94,39 @@ class BatchOptions(PipelineOptions):
                             help=f"Comma-separated channels to read (default: all of {', '.join(channels.names())}).")
         parser.add_argument("--split_mb", type=int, default=64,
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
+
+
+class ExperienceOptions(PipelineOptions):
+    """Journeys and experience scores (the stage after identity stitching)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--scoring_model", default=None,
+                            help="Scoring model file (YAML or TOML with a model_version); default: the model shipped "
+                                 "with Touchline. `touchline calibrate` writes calibrated ones.")
+        parser.add_argument("--journey_gap_hours", type=float, default=12.0,
+                            help="A journey ends after this many hours without a touchpoint (default 12).")
+        parser.add_argument("--score_lookback_days", type=int, default=7,
+                            help="Late events up to this many days before --logical_date update the scores of the "
+                                 "days they belong to (default 7; at least 1).")
+
+
+def resolve_experience(options: PipelineOptions) -> tuple[ScoringModel, ExperienceSettings]:
+    """The scoring model and stage settings, validated (ConfigError names the file or flag and the fix)."""
+    opts = options.view_as(ExperienceOptions)
+    try:
+        model = load_model(opts.scoring_model)
+    except ModelError as exc:
+        raise ConfigError(str(exc), exc.fix or "fix the file, or omit --scoring_model to use the default model") from None
+    if not opts.journey_gap_hours > 0 or opts.journey_gap_hours > 24 * 30:
+        raise ConfigError(f"--journey_gap_hours must be between 0 and 720 hours, got {opts.journey_gap_hours}",
+                          "use e.g. --journey_gap_hours=12")
+    if opts.score_lookback_days < 1 or opts.score_lookback_days > 366:
+        raise ConfigError(
+            f"--score_lookback_days must be between 1 and 366, got {opts.score_lookback_days}",
+            "use e.g. --score_lookback_days=7 (a journey crossing midnight is recomputed from the day before, "
+            "so at least 1)")
+    return model, ExperienceSettings(journey_gap_hours=opts.journey_gap_hours, lookback_days=opts.score_lookback_days)
 
 
 def _all_option_classes():

@@ -1,0 +1,458 @@
+"""Journeys and cumulative experience scores, recomputed incrementally per person.
+
+``ComputeExperience(ctx, model, settings)`` is the stage after identity stitching. Inputs (a dict of
+PCollections; rows in datum form):
+
+``touchpoints``          this run's attributed touchpoints (``person_id`` and ``role`` set): new
+                         events, late events, and every touchpoint identity re-attributed this run
+``recompute_scope``      identity's ``_recompute_scope`` rows (person_id, from_date): persons whose
+                         history changed (late links, merges) from that day; from_date 1970-01-01
+                         means the person id is retired (merged away): all its derived rows go.
+                         Optional.
+``history_touchpoints``  warehouse ``touchpoints`` from the run's read window on (see :func:`read_state`)
+``history_daily``        warehouse ``person_scores_daily`` rows from the earliest recomputable day on
+``history_current``      warehouse ``person_scores_current`` rows older than that day
+``history_survey_days``  warehouse ``survey_aggregates`` rows older than the read window (their
+                         days are not re-aggregated). Optional.
+
+Outputs (a dict): ``journeys``, ``person_scores_daily``, ``person_scores_current``,
+``survey_aggregates``, ``_recompute_scope`` (stage exactly this one: it already includes identity's
+rows, adjusted) and ``dead_letters``.
+
+How a run recomputes a person (pure function :func:`score_person`):
+
+1. The person's first changed day F is the start day of the journey holding their earliest
+   touchpoint of this run (a late event can extend or bridge journeys), or identity's from_date,
+   moved back while a journey of the person spans midnight of F. For a person with stored scores
+   F is never before the earliest recomputable day E = logical date - ``lookback_days`` (older
+   changes are counted in ``touchline.experience/clamped_scope`` and applied from E on only); a
+   person never scored before (a first load, a backfill) has nothing stored to agree with, so
+   all of their touchpoints in the run are scored.
+2. Per role, the checkpoint is the state at the end of the last activity day before F, read from
+   the stored rows (each daily row carries the state it started from, so any F has one).
+3. Journeys, flags and day states from F on are recomputed from the person's touchpoints (rules
+   look back at most ``model.context_days``, which the read window covers); the run stages them
+   with the scope row (person, F): the commit replaces exactly the person's rows from F on.
+
+So a run over a new day of data, starting from the previous scores, writes the same rows as a full
+recompute over all days, in any arrival order, as long as late data stays within the lookback.
+Survey aggregates are recomputed for every day with an answer in this run that the run can see in
+full: days in the read window, or days with no stored aggregate yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from .. import schemas
+from .context import RunContext
+from .errors import Redactor, dead_letter
+from .identifiers import Hasher, resolve_key
+from .journeys import MICROS_PER_DAY, MICROS_PER_HOUR, Journey, JourneyRules, analyze, journey_row
+from .scoring.combined import combined_row
+from .scoring.cumulative import State
+from .scoring.daily import current_row, daily_row, fold, prev_state_from_row, state_from_row
+from .scoring.model import ALL_ROLES, ScoringModel
+from .scoring.signals import Classifier, Step
+from .scoring.surveys import AggregateSurveys, observed_score
+
+JOURNEYS = "journeys"
+DAILY = "person_scores_daily"
+CURRENT = "person_scores_current"
+SURVEYS = "survey_aggregates"
+SCOPE = schemas.RECOMPUTE_SCOPE
+DEAD_LETTERS = "dead_letters"
+#: Tables a run of this stage stages (and commits).
+TABLES = (JOURNEYS, DAILY, CURRENT, SURVEYS, SCOPE)
+METRICS = "touchline.experience"
+RETIRED = 0  # from_date 1970-01-01: the person id no longer exists
+
+
+@dataclass(frozen=True)
+class ExperienceSettings:
+    """Run settings of the stage (from ``--journey_gap_hours`` and ``--score_lookback_days``)."""
+
+    journey_gap_hours: float = 12.0
+    lookback_days: int = 7
+
+    def __post_init__(self):
+        if not self.journey_gap_hours > 0:
+            raise ValueError(f"journey gap must be positive, got {self.journey_gap_hours!r} hours")
+        if isinstance(self.lookback_days, bool) or not isinstance(self.lookback_days, int) or self.lookback_days < 0:
+            raise ValueError(f"lookback must be a whole number of days >= 0, got {self.lookback_days!r}")
+
+    @property
+    def gap_micros(self) -> int:
+        return int(self.journey_gap_hours * MICROS_PER_HOUR)
+
+    def earliest_day(self, logical_day: int) -> int:
+        """E: the first day a run may recompute (days since the epoch)."""
+        return logical_day - self.lookback_days
+
+    def window_start(self, logical_day: int, model: ScoringModel) -> int:
+        """W: the first day of touchpoints a run reads (E minus the rules' look-back)."""
+        return self.earliest_day(logical_day) - model.context_days
+
+
+@dataclass
+class PersonResult:
+    journeys: list[dict] = field(default_factory=list)
+    daily: list[dict] = field(default_factory=list)
+    current: list[dict] = field(default_factory=list)
+    scope: dict | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class _Tools:
+    """Per-model helpers, built once per worker."""
+
+    def __init__(self, model: ScoringModel):
+        self.classifier = Classifier(model)
+        self.rules = JourneyRules(model)
+        self.weights = model.weights()
+        self.caps = model.daily_caps()
+
+
+def _journey_holding(journeys: list[Journey], steps: list[Step], time: int) -> Journey:
+    for j in journeys:
+        if steps[j.start].time <= time <= steps[j.end - 1].time:
+            return j
+    raise AssertionError("every step belongs to a journey")
+
+
+def first_changed_day(journeys: dict[str, list[Journey]], steps: dict[str, list[Step]], changed: dict[str, int],
+                      identity_from: int | None) -> int | None:
+    """F before clamping: start day of the journey holding the earliest change (per role), or
+    identity's day, moved back while a journey spans midnight of F."""
+    candidates = [steps[role][_journey_holding(journeys[role], steps[role], t).start].time // MICROS_PER_DAY
+                  for role, t in changed.items()]
+    if identity_from is not None:
+        candidates.append(identity_from)
+    if not candidates:
+        return None
+    first = min(candidates)
+    moved = True
+    while moved:
+        moved = False
+        midnight = first * MICROS_PER_DAY
+        for role, js in journeys.items():
+            for j in js:
+                start, end = steps[role][j.start].time, steps[role][j.end - 1].time
+                if start < midnight <= end:
+                    first = start // MICROS_PER_DAY
+                    moved = True
+                    break
+            if moved:
+                break
+    return first
+
+
+def _checkpoint(rows: list[dict], current: dict | None, first: int) -> State | None:
+    """State at the end of the last activity day before ``first`` (rows of one role)."""
+    before = [r for r in rows if r["score_date"] < first]
+    if before:
+        return state_from_row(max(before, key=lambda r: r["score_date"]))
+    after = [r for r in rows if r["score_date"] >= first]
+    if after:
+        return prev_state_from_row(min(after, key=lambda r: r["score_date"]))
+    if current is not None and current["score_date"] < first:
+        return state_from_row(current)
+    return None
+
+
+def score_person(person_id: str, touchpoints: Iterable[tuple[int, dict]], identity_from: Iterable[int],
+                 daily_rows: Iterable[dict], current_rows: Iterable[dict], model: ScoringModel,
+                 settings: ExperienceSettings, logical_day: int, tools: _Tools | None = None) -> PersonResult:
+    """Recompute one person from their first changed day (see the module doc).
+
+    ``touchpoints``: (1 if it came in this run else 0, touchpoint) for the person's touchpoints in
+    the read window, one per event_id; ``identity_from``: identity's from_dates for the person."""
+    tools = tools or _Tools(model)
+    result = PersonResult()
+    counters = result.counters
+    identity = list(identity_from)
+    touchpoints = list(touchpoints)
+    if identity and min(identity) == RETIRED:
+        result.scope = {"person_id": person_id, "from_date": RETIRED}
+        counters["retired"] = 1
+        if touchpoints:
+            counters["retired_with_touchpoints"] = len(touchpoints)
+        return result
+    daily_rows = list(daily_rows)
+    current_rows = list(current_rows)
+    # A person with stored scores can be recomputed from the earliest recomputable day on; one
+    # never scored has nothing stored to agree with: this run holds all of their touchpoints.
+    known = bool(daily_rows or current_rows)
+    earliest = settings.earliest_day(logical_day) if known else None
+    steps: dict[str, list[Step]] = defaultdict(list)
+    changed: dict[str, int] = {}
+    for is_run, tp in touchpoints:
+        role = tp["role"]
+        steps[role].append(tools.classifier.step(tp))
+        if is_run:
+            changed[role] = min(changed.get(role, tp["event_time"]), tp["event_time"])
+            if earliest is not None and tp["event_date"] < earliest:
+                counters["late_beyond_lookback"] = counters.get("late_beyond_lookback", 0) + 1
+    if not changed and not identity:
+        return result
+    for role_steps in steps.values():
+        role_steps.sort()
+    journeys = {role: analyze(s, model, settings.gap_micros, tools.rules) for role, s in steps.items()}
+    first = first_changed_day(journeys, steps, changed, min(identity) if identity else None)
+    if earliest is not None and first < earliest:
+        first = earliest
+        counters["clamped_scope"] = 1
+    counters["persons"] = 1
+
+    by_role: dict[str, list[dict]] = defaultdict(list)
+    for row in daily_rows:
+        by_role[row["role"]].append(row)
+    current_of = {row["role"]: row for row in current_rows}
+    roles = sorted((set(steps) | set(by_role) | set(current_of)) - {ALL_ROLES})
+    checkpoints = {role: _checkpoint(by_role.get(role, []), current_of.get(role), first) for role in roles}
+
+    new_latest: dict[str, dict] = {}
+    timelines: dict[str, list[State]] = {}
+    for role in roles:
+        role_steps = steps.get(role, [])
+        cp = checkpoints[role]
+        timelines[role] = [cp] if cp is not None else []
+        if not role_steps:
+            continue
+        for j in journeys[role]:
+            if role_steps[j.start].time // MICROS_PER_DAY >= first:
+                result.journeys.append(journey_row(person_id, role, role_steps, j, model, tools.weights))
+        flags = [f for j in journeys[role] for f in j.flags]
+        prev = cp
+        for state in fold(role_steps, flags, cp, first, model, tools.weights, tools.caps):
+            row = daily_row(person_id, role, state, prev, model)
+            result.daily.append(row)
+            new_latest[role] = row
+            timelines[role].append(state)
+            prev = state
+    days = sorted({s.score_date for role in roles for s in timelines[role] if s.score_date >= first})
+    for day in days:
+        states = {}
+        for role in roles:
+            eligible = [s for s in timelines[role] if s.score_date <= day]
+            if eligible:
+                states[role] = eligible[-1]
+        row = combined_row(person_id, day, states, model)
+        result.daily.append(row)
+        new_latest[ALL_ROLES] = row
+
+    # current rows: the latest row per role, new or kept (older than F), or rebuilt from a checkpoint
+    old: dict[str, dict] = {}
+    for row in [*daily_rows, *current_rows]:
+        if row["score_date"] < first and (row["role"] not in old or row["score_date"] > old[row["role"]]["score_date"]):
+            old[row["role"]] = row
+    for role in [*roles, ALL_ROLES]:
+        if role in new_latest:
+            result.current.append(current_row(new_latest[role]))
+        elif role in old:
+            result.current.append(current_row(old[role]))
+        elif role != ALL_ROLES and checkpoints.get(role) is not None:
+            result.current.append(current_row(daily_row(person_id, role, checkpoints[role], None, model)))
+        elif role == ALL_ROLES and any(checkpoints.values()):
+            states = {r: s for r, s in checkpoints.items() if s is not None}
+            result.current.append(current_row(combined_row(person_id, max(s.score_date for s in states.values()), states, model)))
+    result.scope = {"person_id": person_id, "from_date": first}
+    return result
+
+
+# ------------------------------------------------------------------------------------ Beam stage
+class _PreferRun(beam.CombineFn):
+    """One version per event_id: this run's (identity may have re-attributed it) over the stored one."""
+
+    def create_accumulator(self):
+        return None
+
+    @staticmethod
+    def _better(a, b):
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a if (a[0], b[1]["source"]) > (b[0], a[1]["source"]) else b
+
+    def add_input(self, acc, element):
+        return self._better(acc, element)
+
+    def merge_accumulators(self, accumulators):
+        best = None
+        for acc in accumulators:
+            best = self._better(best, acc)
+        return best
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _KeyByPerson(beam.DoFn):
+    def setup(self):
+        self._unattributed = Metrics.counter(METRICS, "unattributed")
+
+    def process(self, element):
+        is_run, tp = element
+        if tp.get("person_id") is None:
+            if is_run:
+                self._unattributed.inc()
+            return
+        yield tp["person_id"], element
+
+
+class _ScorePersons(beam.DoFn):
+    def __init__(self, ctx: RunContext, model: ScoringModel, settings: ExperienceSettings):
+        self._ctx = ctx
+        self._model = model
+        self._settings = settings
+
+    def setup(self):
+        self._tools = _Tools(self._model)
+        self._redactor = Redactor(Hasher(resolve_key(self._ctx.hash_key_source)))
+        self._counters: dict[str, Any] = {}
+
+    def _count(self, name: str, n: int) -> None:
+        if name not in self._counters:
+            self._counters[name] = Metrics.counter(METRICS, name)
+        self._counters[name].inc(n)
+
+    def process(self, element):
+        person_id, groups = element
+        touchpoints = list(groups["touchpoints"])
+        try:
+            result = score_person(person_id, touchpoints, groups["scope"], groups["daily"], groups["current"],
+                                  self._model, self._settings, self._ctx.logical_day, self._tools)
+        except Exception as exc:  # noqa: BLE001 -- a person that cannot be scored keeps their rows; the error is data
+            self._count("dead_letter.unexpected_error", 1)
+            payload = {"person_id": person_id, "touchpoints": len(touchpoints),
+                       "event_ids": sorted(tp["event_id"] for _, tp in touchpoints)[:20]}
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                run_id=self._ctx.run_id, logical_date=self._ctx.logical_day, channel="experience",
+                source=f"person:{person_id}", failed_step="ScorePersons", reason="unexpected_error",
+                payload=json.dumps(payload, sort_keys=True), redactor=self._redactor, exc=exc))
+            return
+        for name, n in result.counters.items():
+            self._count(name, n)
+        for row in result.journeys:
+            yield beam.pvalue.TaggedOutput(JOURNEYS, row)
+        for row in result.daily:
+            yield beam.pvalue.TaggedOutput(DAILY, row)
+        for row in result.current:
+            yield beam.pvalue.TaggedOutput(CURRENT, row)
+        if result.scope is not None:
+            yield beam.pvalue.TaggedOutput(SCOPE, result.scope)
+
+
+def _is_survey(tp) -> bool:
+    return observed_score(tp.get("survey_kind"), tp.get("survey_score")) is not None
+
+
+def _recomputable_days(day, blocked, window):
+    """Survey days a run can aggregate exactly: read in full (>= window), or nothing stored."""
+    if day >= window or day not in set(blocked):
+        yield day
+
+
+def _on_days(element, days):
+    _, tp = element
+    if _is_survey(tp) and tp["event_date"] in set(days):
+        yield tp
+
+
+class ComputeExperience(beam.PTransform):
+    """Journeys, daily and current scores and survey aggregates (see the module doc for the
+    inputs and outputs)."""
+
+    def __init__(self, ctx: RunContext, model: ScoringModel, settings: ExperienceSettings | None = None):
+        super().__init__()
+        self._ctx = ctx
+        self._model = model
+        self._settings = settings or ExperienceSettings()
+
+    def expand(self, inputs):
+        run = inputs["touchpoints"]
+        p = run.pipeline
+        scope = inputs.get("recompute_scope")
+        if scope is None:
+            scope = p | "NoIdentityScope" >> beam.Create([])
+        window = self._settings.window_start(self._ctx.logical_day, self._model)
+        latest = (
+            (
+                run | "TagRun" >> beam.Map(lambda tp: (tp["event_id"], (1, tp))),
+                inputs["history_touchpoints"] | "TagHistory" >> beam.Map(lambda tp: (tp["event_id"], (0, tp))),
+            )
+            | "FlattenVersions" >> beam.Flatten()
+            | "LatestVersion" >> beam.CombinePerKey(_PreferRun())
+            | "DropEventId" >> beam.Values()
+        )
+        grouped = {
+            "touchpoints": latest | "KeyByPerson" >> beam.ParDo(_KeyByPerson()),
+            "scope": scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"])),
+            "daily": inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r)),
+            "current": inputs["history_current"] | "KeyCurrentByPerson" >> beam.Map(lambda r: (r["person_id"], r)),
+        } | "GroupByPerson" >> beam.CoGroupByKey()
+        scored = grouped | "ScorePersons" >> beam.ParDo(_ScorePersons(self._ctx, self._model, self._settings)).with_outputs(
+            JOURNEYS, DAILY, CURRENT, SCOPE, DEAD_LETTERS)
+        stored = inputs.get("history_survey_days")
+        if stored is None:
+            stored = p | "NoStoredSurveyDays" >> beam.Create([])
+        blocked = stored | "BlockedDays" >> beam.Map(lambda r: r["survey_date"])
+        days = (
+            run
+            | "SurveyTouchpoints" >> beam.Filter(_is_survey)
+            | "SurveyDays" >> beam.Map(lambda tp: tp["event_date"])
+            | "DistinctSurveyDays" >> beam.Distinct()
+            | "RecomputableDays" >> beam.FlatMap(_recomputable_days, beam.pvalue.AsList(blocked), window)
+        )
+        surveys = (
+            latest
+            | "SurveysOnThoseDays" >> beam.FlatMap(_on_days, beam.pvalue.AsList(days))
+            | "AggregateSurveys" >> AggregateSurveys()
+        )
+        return {
+            JOURNEYS: scored[JOURNEYS],
+            DAILY: scored[DAILY],
+            CURRENT: scored[CURRENT],
+            SURVEYS: surveys,
+            SCOPE: scored[SCOPE],
+            DEAD_LETTERS: scored[DEAD_LETTERS],
+        }
+
+
+def _date_literal(day: int) -> str:
+    return f"DATE '{(dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()}'"
+
+
+def state_filters(logical_date: dt.date, model: ScoringModel, settings: ExperienceSettings) -> dict[str, tuple[str, str]]:
+    """{input name: (table, where)} of the previous state a run reads."""
+    logical_day = (logical_date - dt.date(1970, 1, 1)).days
+    earliest = settings.earliest_day(logical_day)
+    window = settings.window_start(logical_day, model)
+    return {
+        "history_touchpoints": ("touchpoints", f"event_date >= {_date_literal(window)}"),
+        "history_daily": (DAILY, f"score_date >= {_date_literal(earliest)}"),
+        "history_current": (CURRENT, f"score_date < {_date_literal(earliest)}"),
+        "history_survey_days": (SURVEYS, f"survey_date < {_date_literal(window)}"),
+    }
+
+
+def read_state(p: beam.Pipeline, warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel,
+               settings: ExperienceSettings) -> dict[str, beam.PCollection]:
+    """The ``history_*`` inputs of :class:`ComputeExperience`: warehouse snapshots taken now (at
+    graph construction), so the run sees the state as of its launch."""
+    labels = {"history_touchpoints": "ReadTouchpointHistory", "history_daily": "ReadDailyScores",
+              "history_current": "ReadCurrentScores", "history_survey_days": "ReadStoredSurveyDays"}
+    return {name: p | labels[name] >> warehouse.read(table, staging_dir, where)
+            for name, (table, where) in state_filters(logical_date, model, settings).items()}
+
+
+__all__ = ["ComputeExperience", "ExperienceSettings", "read_state", "state_filters", "score_person", "TABLES",
+           "first_changed_day", "PersonResult"]

@@ -1,0 +1,72 @@
+"""Touchpoint -> signal: which model signal (if any) a touchpoint is, as a compact ``Step``.
+
+A touchpoint with a valid survey answer is the signal ``survey_answer`` with value
+``(observed - 50) / 50`` (-1..1); any other touchpoint is the first signal of the model whose
+``match`` fits its channel, event_type and attributes (value 1), or no signal at all. Steps are what
+journeys and scores are computed from: small, picklable, ordered by ``(time, event_id)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, NamedTuple
+
+from .model import SURVEY_SIGNAL, ScoringModel, SignalSpec
+from .surveys import observed_score
+
+
+class Step(NamedTuple):
+    time: int  # event_time, microseconds since the epoch (UTC)
+    event_id: str
+    channel: str
+    event_type: str
+    signal: str | None
+    value: float  # 1.0, or the survey answer's (observed - 50) / 50
+    ticket_id: str | None
+    survey_kind: str | None
+    observed: float | None  # the survey answer on the 0-100 scale
+
+
+class Classifier:
+    """Matches touchpoints to a model's signals; build one per worker (it caches per event type)."""
+
+    def __init__(self, model: ScoringModel):
+        self._signals = model.signals
+        self._candidates: dict[str, tuple[SignalSpec, ...]] = {}
+
+    def _for_type(self, event_type: str) -> tuple[SignalSpec, ...]:
+        found = self._candidates.get(event_type)
+        if found is None:
+            found = tuple(s for s in self._signals
+                          if any(m.event_types is None or event_type in m.event_types for m in s.matchers))
+            self._candidates[event_type] = found
+        return found
+
+    def signal(self, channel: str, event_type: str, attributes: dict[str, str]) -> str | None:
+        for spec in self._for_type(event_type):
+            for matcher in spec.matchers:
+                if matcher.matches(channel, event_type, attributes):
+                    return spec.name
+        return None
+
+    def step(self, touchpoint: dict[str, Any]) -> Step:
+        observed = observed_score(touchpoint.get("survey_kind"), touchpoint.get("survey_score"))
+        if observed is not None:
+            signal, value = SURVEY_SIGNAL, (observed - 50.0) / 50.0
+        else:
+            signal = self.signal(touchpoint["channel"], touchpoint["event_type"], touchpoint.get("attributes") or {})
+            value = 1.0
+        return Step(
+            time=touchpoint["event_time"],
+            event_id=touchpoint["event_id"],
+            channel=touchpoint["channel"],
+            event_type=touchpoint["event_type"],
+            signal=signal,
+            value=value,
+            ticket_id=touchpoint.get("ticket_id"),
+            survey_kind=touchpoint.get("survey_kind") if observed is not None else None,
+            observed=observed,
+        )
+
+    def steps(self, touchpoints: Iterable[dict[str, Any]]) -> list[Step]:
+        """Steps of touchpoints, time-ordered (ties by event_id)."""
+        return sorted(self.step(tp) for tp in touchpoints)
