@@ -103,6 +103,7 @@ def parsed_sample(persons: int, days: int, seed: int) -> tuple[tuple[dict, ...],
     for channel in channels.names():
         fn = ParseFn(channel, ctx)
         fn.setup()
+        fn.start_bundle()
         for name in sorted(os.listdir(os.path.join(data, channel))):
             for record in read_range((os.path.join(data, channel, name), 0, _UNBOUNDED)):
                 for out in fn.process(record):
