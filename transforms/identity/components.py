@@ -40,7 +40,7 @@ rounds actually used are those with a non-zero count), ``identity.cc.residual_ed
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Any, Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -127,7 +127,7 @@ class _ContractRound(beam.PTransform):
         out = (
             told
             | "GroupTold" >> beam.GroupByKey()
-            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank)).with_outputs(POINTERS, main=EDGES)
+            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank)).with_output_types(Any).with_outputs(POINTERS, main=EDGES)
         )
         return out[EDGES], out[POINTERS]
 
