@@ -1,16 +1,17 @@
-"""The batch pipeline: files -> parse/validate -> dedup -> warehouse tables, committed atomically.
+"""The batch pipeline: files -> parse/validate -> dedup -> identity -> warehouse tables, committed atomically.
 
     touchline batch --input data/sample --warehouse touchline.duckdb [--logical_date 2026-10-31]
                     [--direct_running_mode=multi_processing --direct_num_workers=2]
 
 ``build_pipeline`` composes the transforms and returns the table PCollections (tests use it
-directly); ``run`` validates options, runs the graph, and commits the staged tables plus a
-``pipeline_runs`` row in one warehouse transaction.
+directly); ``run`` validates options, reads the previous state (identity graph, erasure list,
+touchpoints of the lookback window) as a snapshot at launch, runs the graph, and commits the staged
+tables plus a ``pipeline_runs`` row in one warehouse transaction.
 """
 
 from __future__ import annotations
 
-
+import datetime as dt
 import logging
 import shutil
 import time
@@ -22,8 +23,10 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
+from touchline import schemas
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup import DeduplicateTouchpoints
+from touchline.transforms.identity import STATE_TABLES, Identity, IdentityConfig
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
 from touchline.transforms.sources import ReadChannelFiles
 
@@ -32,7 +35,8 @@ from .options import BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
 
 log = logging.getLogger("touchline")
 
-TABLES = ("touchpoints", "dead_letters")
+TABLES = ("touchpoints", "dead_letters", "identity_map", "identity_links", "identity_quarantine", "person_merges",
+          schemas.RECOMPUTE_SCOPE)
 
 
 def camel(name: str) -> str:
@@ -40,8 +44,18 @@ def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
 
 
-def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunContext, split_bytes: int) -> dict[str, beam.PCollection]:
-    """Compose the batch graph; returns ``{table name: PCollection of rows}``."""
+def build_pipeline(
+    p: beam.Pipeline,
+    inputs: dict[str, list[str]],
+    ctx: RunContext,
+    split_bytes: int,
+    identity: IdentityConfig | None = None,
+    state: dict[str, beam.PTransform] | None = None,
+) -> dict[str, beam.PCollection]:
+    """Compose the batch graph; returns ``{table name: PCollection of rows}``.
+
+    ``state`` maps the names in ``identity.STATE_TABLES`` to sources of the stored rows (from
+    ``Warehouse.read``); missing ones are empty (a first run)."""
     parsed_touchpoints, dead_letters = [], []
     for channel, patterns in inputs.items():
         raw = p | f"Read{camel(channel)}" >> ReadChannelFiles(patterns, split_bytes)
@@ -51,10 +65,26 @@ def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunConte
     touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
     deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
-    return {
-        "touchpoints": deduped[TOUCHPOINTS],
-        "dead_letters": dead_letters | "FlattenDeadLetters" >> beam.Flatten(),
-    }
+    previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
+    stitched = (
+        {TOUCHPOINTS: deduped[TOUCHPOINTS], DEAD_LETTERS: dead_letters | "FlattenDeadLetters" >> beam.Flatten(), **previous}
+        | "Identity" >> Identity(ctx, identity or IdentityConfig())
+    )
+    return {table: stitched[table] for table in TABLES}
+
+
+def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig) -> dict[str, beam.PTransform]:
+    """Snapshots of the stored state the identity stage needs, taken now (at launch)."""
+    state = {}
+    for name in STATE_TABLES:
+        if name == "history":
+            if identity.lookback_days == 0:
+                continue
+            since = logical_date - dt.timedelta(days=identity.lookback_days)
+            state[name] = warehouse.read("touchpoints", staging_dir, where=f"event_date >= DATE '{since.isoformat()}'")
+        else:
+            state[name] = warehouse.read(name, staging_dir)
+    return state
 
 
 @dataclass
@@ -99,8 +129,9 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     warehouse.init()
     _clear(plan.staging_dir)
     started = time.time()
+    state = read_state(warehouse, plan.staging_dir, plan.logical_date, plan.identity)
     p = beam.Pipeline(options=options)
-    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes)
+    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, state)
     for table, rows in tables.items():
         rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir)
     result = p.run()
@@ -136,4 +167,4 @@ def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
         plan.warehouse.close()
 
 
-__all__ = ["build_pipeline", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]
+__all__ = ["build_pipeline", "read_state", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]

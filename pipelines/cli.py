@@ -20,7 +20,7 @@ from touchline.transforms.identifiers import KeyError_
 from touchline.transforms.warehouse import WarehouseError
 
 from . import __version__
-from .options import BatchOptions, ConfigError, TouchlineOptions, add_help_for
+from .options import BatchOptions, ConfigError, IdentityOptions, TouchlineOptions, add_help_for
 
 log = logging.getLogger("touchline")
 
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = sub.add_parser("batch", help="run the batch pipeline", description="Run the batch pipeline. "
                            "Any Beam option (e.g. --runner, --direct_running_mode=multi_processing) may follow.")
-    add_help_for(batch, TouchlineOptions, BatchOptions)
+    add_help_for(batch, TouchlineOptions, BatchOptions, IdentityOptions)
     batch.set_defaults(func=_cmd_batch, passthrough=True)
 
     demo = sub.add_parser("demo", help="generate sample data, run the batch pipeline into DuckDB, print a summary")

@@ -49,7 +49,7 @@ from ..parse import NAMESPACE
 
 POINTERS = "pointers"
 EDGES = "edges"
-DEFAULT_MAX_ROUNDS = 12
+DEFAULT_MAX_ROUNDS = 8
 
 
 def order_key(node: str, round_no: int, rank_chars: int) -> tuple[str, bytes, str]:
@@ -103,12 +103,14 @@ class _Contract(beam.DoFn):
             yield beam.pvalue.TaggedOutput(POINTERS, (node, target))
         emitted = set()
         for other, other_target in told.items():
-            # each edge is seen at both ends: emit it once, from its larger end
+            # each edge is seen at both ends: emit it once, from its larger end (in both directions,
+            # as the next round groups by either end)
             if other < node and other_target != target:
                 edge = canonical(other_target, target)
                 if edge not in emitted:
                     emitted.add(edge)
                     yield edge
+                    yield edge[1], edge[0]
 
 
 class _ContractRound(beam.PTransform):
@@ -117,10 +119,10 @@ class _ContractRound(beam.PTransform):
         self._round = round_no
         self._rank = rank_chars
 
-    def expand(self, edges):
+    def expand(self, pairs):
+        """pairs: every edge in both directions."""
         told = (
-            edges
-            | "BothDirections" >> beam.FlatMap(lambda e: ((e[0], e[1]), (e[1], e[0])))
+            pairs
             | "GroupNeighbours" >> beam.GroupByKey()
             | "PickMin" >> beam.ParDo(_PickMin(self._round, self._rank))
         )
@@ -165,12 +167,23 @@ class _UnionFind(beam.DoFn):
                 yield node, root
 
 
+def _both_ways(pointer):
+    """A pointer (node, parent) is told to its parent (as a child) and to its node (as its parent)."""
+    node, parent = pointer
+    yield parent, (True, node)
+    yield node, (False, parent)
+
+
 def _jump(element):
-    """node x, {children: [c ...], parent: [p(x)]} -> (c, p(x)) for each child (x itself when x is a root)."""
-    node, grouped = element
-    parents = list(grouped["parent"])
-    above = parents[0] if parents else node
-    for child in grouped["children"]:
+    """x, [(is_child, other)] -> (child, parent of x) for each child of x (x itself when x is a root)."""
+    node, told = element
+    children, above = [], node
+    for is_child, other in told:
+        if is_child:
+            children.append(other)
+        else:
+            above = other
+    for child in children:
         yield child, above
 
 
@@ -199,14 +212,14 @@ class ConnectedComponents(beam.PTransform):
         self._rank = rank_chars
 
     def expand(self, edges):
-        active = edges | "Canonical" >> beam.FlatMap(lambda e: [canonical(e[0], e[1])] if e[0] != e[1] else [])
+        active = edges | "BothDirections" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])] if e[0] != e[1] else [])
         levels = []
         for r in range(1, self._rounds + 1):
             active, pointers = active | f"Round{r:02d}" >> _ContractRound(r, self._rank)
             levels.append(pointers)
         residual = (
             active
-            | "KeyResidual" >> beam.Map(lambda e: (None, e))
+            | "KeyResidual" >> beam.FlatMap(lambda e: [(None, e)] if e[0] < e[1] else [])
             | "GroupResidual" >> beam.GroupByKey()
             | "FinishResidual" >> beam.ParDo(_UnionFind())
         )
@@ -216,8 +229,9 @@ class ConnectedComponents(beam.PTransform):
         pointers = [*levels, residual] | "AllPointers" >> beam.Flatten()
         for step in range(1, doubling_steps(self._rounds + 1) + 1):
             pointers = (
-                {"children": pointers | f"ByParent{step:02d}" >> beam.Map(lambda kv: (kv[1], kv[0])), "parent": pointers}
-                | f"JoinParents{step:02d}" >> beam.CoGroupByKey()
+                pointers
+                | f"TellBothWays{step:02d}" >> beam.FlatMap(_both_ways)
+                | f"GroupFamily{step:02d}" >> beam.GroupByKey()
                 | f"Jump{step:02d}" >> beam.FlatMap(_jump)
             )
         return pointers
