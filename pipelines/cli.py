@@ -4,6 +4,7 @@
     touchline generate --out DIR        deterministic sample data (+ ground truth)
     touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
     touchline warehouse init            create/upgrade the warehouse tables
+    touchline erase --identifier K:V    erase a person (GDPR) and keep them out of later runs
 
 Every anticipated failure (bad flag, missing file, unknown channel, unreachable warehouse) prints
 one message naming the problem and the fix, and exits with status 2; ``--debug`` adds the stack.
@@ -81,6 +82,13 @@ def _cmd_warehouse_init(args, rest) -> int:
     return 0
 
 
+def _cmd_erase(args, _rest) -> int:
+    from .erase import run as erase
+
+    print(erase(args))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="touchline", description="Customer-journey analytics on Apache Beam.")
     parser.add_argument("--version", action="version", version=f"touchline {__version__}")
@@ -106,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--fresh", action="store_true", help="regenerate the data and start with an empty warehouse")
     demo.set_defaults(func=_cmd_demo, passthrough=False, extra_ok=True)
+
+    from .erase import add_arguments as add_erase_arguments
+
+    erase = sub.add_parser("erase", help="erase a person's data (by identifier or person id) and keep it out of later runs",
+                           description="Delete a person's identifiers, touchpoints and derived rows from every table "
+                                       "that declares erase_by, and add their identifier hashes to the erasure list "
+                                       "that later runs honour.")
+    add_erase_arguments(erase)
+    erase.set_defaults(func=_cmd_erase, passthrough=False)
 
     wh = sub.add_parser("warehouse", help="manage the warehouse")
     wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")
