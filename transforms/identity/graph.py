@@ -147,21 +147,23 @@ class _MergeLink(beam.CombineFn):
         return [None, None, None, None, None]
 
     def add_input(self, acc, value):
+        previous = None
         if value[0] == "previous":
             row = value[1]
-            acc[4] = (row["first_seen"], row["last_seen"])
+            previous = (row["first_seen"], row["last_seen"])
             value = (row["kind"], row["linked_kind"], row["first_seen"], row["last_seen"])
-        return self.merge_accumulators([acc, [*value, None]])
+        return self.merge_accumulators([acc, [*value, previous]])
 
     def merge_accumulators(self, accumulators):
         out = self.create_accumulator()
         for kind, linked_kind, first, last, previous in accumulators:
+            if previous is not None:
+                out[4] = previous
             if kind is None:
                 continue
             out[0], out[1] = kind, linked_kind
             out[2] = first if out[2] is None else min(out[2], first)
             out[3] = last if out[3] is None else max(out[3], last)
-            out[4] = previous if previous is not None else out[4]
         return out
 
     def extract_output(self, acc):
