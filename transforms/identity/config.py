@@ -39,7 +39,7 @@ class IdentityConfig:
     max_rounds: int = DEFAULT_MAX_ROUNDS
     #: per-kind degree caps overriding DEFAULT_DEGREE_CAPS, as (kind, cap) pairs
     degree_caps: tuple[tuple[str, int], ...] = ()
-    #: extra junk values, as (kind or "*", value) pairs, on top of graph.DEFAULT_BLOCKLIST
+    #: extra junk values, as (kind or "*", value) pairs, on top of the built-in graph.JUNK_ANY and graph.JUNK_BY_KIND
     blocklist: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self):

@@ -3,7 +3,7 @@
 Computed over the whole identity graph (stored links of every run plus this run's), so a device
 seen with one new customer a day reaches its cap on the day it crosses it, whatever the batching:
 
-* ``blocklisted`` -- a junk value (``graph.DEFAULT_BLOCKLIST`` + ``--blocklist_file``), by keyed hash.
+* ``blocklisted`` -- a junk value (``graph.JUNK_ANY``, ``graph.JUNK_BY_KIND``, ``--blocklist_file``), by keyed hash.
 * ``degree_cap`` -- linked to more distinct identifiers than its kind's cap (kiosk devices, shared
   inboxes, a test account): ``IdentityConfig.caps()``. Junk neighbours are not counted.
 * ``conflicting_unique_ids`` -- a weak identifier (e-mail, phone, device, cookie, card) linked
