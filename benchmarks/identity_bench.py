@@ -102,9 +102,7 @@ def measure(kind: str, size: int, mode: str, max_rounds: int) -> dict:
         touchpoints = (p | "Blocks" >> beam.Create(list(range(blocks))) | "Spread" >> beam.Reshuffle()
                        | "Persons" >> beam.FlatMap(persons_block, per_block, persons))
         identifiers, events = None, None
-    empty = lambda name: p | name >> beam.Create([])  # noqa: E731
-    out = ({"touchpoints": touchpoints, "identity_map": empty("NoMap"), "identity_links": empty("NoLinks"),
-            "person_merges": empty("NoMerges")} | "Stitch" >> StitchPersons(ctx, IdentityConfig(max_rounds=max_rounds)))
+    out = {"touchpoints": touchpoints} | "Stitch" >> StitchPersons(ctx, IdentityConfig(max_rounds=max_rounds))
     for name, rows in out.items():
         rows | f"Count{name}" >> beam.combiners.Count.Globally() | f"Report{name}" >> beam.Map(
             lambda n, name=name: beam.metrics.Metrics.counter("touchline", f"bench.{name}").inc(n))

@@ -73,17 +73,26 @@ def build_pipeline(
     return {table: stitched[table] for table in TABLES}
 
 
+def _has_rows(warehouse, table: str, where: str | None) -> bool:
+    try:
+        return bool(warehouse.query(f"SELECT 1 FROM {table}{f' WHERE {where}' if where else ''} LIMIT 1"))
+    except Exception:  # noqa: BLE001 -- cannot tell cheaply: read it
+        return True
+
+
 def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig) -> dict[str, beam.PTransform]:
-    """Snapshots of the stored state the identity stage needs, taken now (at launch)."""
+    """Snapshots of the stored state the identity stage needs, taken now (at launch). Empty tables
+    (a first run) are not read: a snapshot source costs several pipeline steps even when empty."""
     state = {}
     for name in STATE_TABLES:
+        table, where = name, None
         if name == "history":
             if identity.lookback_days == 0:
                 continue
             since = logical_date - dt.timedelta(days=identity.lookback_days)
-            state[name] = warehouse.read("touchpoints", staging_dir, where=f"event_date >= DATE '{since.isoformat()}'")
-        else:
-            state[name] = warehouse.read(name, staging_dir)
+            table, where = "touchpoints", f"event_date >= DATE '{since.isoformat()}'"
+        if _has_rows(warehouse, table, where):
+            state[name] = warehouse.read(table, staging_dir, where=where)
     return state
 
 

@@ -81,7 +81,7 @@ def test_build_graph_merges_this_run_with_the_stored_graph():
                    "run_id": "r0"}
     events = [tp("e1", 0, "app", customer_id="C1", device_id="dev1"), tp("e2", 1, "app", customer_id="C1", device_id="dev1")]
     with beam_pipeline() as p:
-        graph = {"touchpoints": p | "T" >> beam.Create(events), "identity_map": p | "M" >> beam.Create([]),
+        graph = {"touchpoints": p | "T" >> beam.Create(events),
                  "identity_links": p | "L" >> beam.Create([stored_link])} | BuildGraph("demo")
         links = graph["links"] | beam.Map(lambda kv: (kv[0], kv[1]["first_seen"], kv[1]["last_seen"], kv[1]["previous"]))
         assert_that(links, equal_to([((min(a, b), max(a, b)), T0 - 5, T0 + 86_400_000_000, (T0 - 5, T0 - 5))]))

@@ -104,14 +104,26 @@ class _KeepMoved(beam.DoFn):
 
 
 class AttributeTouchpoints(beam.PTransform):
-    """{touchpoints, history, persons: (id_hash, person_id), excluded: id_hashes}
-    -> {touchpoints: this run's (with person_id) + re-attributed history, scopes: (person_id, day)}."""
+    """{touchpoints, [history], persons: (id_hash, person_id), excluded: id_hashes}
+    -> {touchpoints: this run's (with person_id) + re-attributed history, scopes: (person_id, day)}.
+    Without ``history`` (a first run, or a lookback of 0) the re-attribution steps are left out."""
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
         current = inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded).with_output_types(Any).with_outputs(
             UNATTRIBUTED, main="keyed"
         )
+        if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
+            attributed = (
+                {"person": inputs["persons"], "touchpoints": current["keyed"]}
+                | "JoinPersons" >> beam.CoGroupByKey()
+                | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
+            )
+            unattributed = current[UNATTRIBUTED] | "NoPerson" >> beam.FlatMap(_unattributed)
+            return {
+                "touchpoints": (attributed[CURRENT], unattributed) | "AllTouchpoints" >> beam.Flatten(),
+                "scopes": inputs["touchpoints"].pipeline | "NoScopes" >> beam.Create([]),
+            }
         history = inputs["history"] | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded).with_output_types(Any).with_outputs(
             UNATTRIBUTED, main="keyed"
         )

@@ -76,12 +76,14 @@ class _DropErasedDeadLetters(beam.DoFn):
 
 
 class ApplyErasure(beam.PTransform):
-    """{touchpoints, history, dead_letters, erasure_requests} -> the same minus erased persons' data."""
+    """{touchpoints, [history], dead_letters, erasure_requests} -> the same minus erased persons' data."""
 
     def expand(self, inputs):
         erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.Map(lambda row: row["id_hash"]))
-        return {
+        out = {
             "touchpoints": inputs["touchpoints"] | "StripTouchpoints" >> beam.ParDo(_StripErased(count=True), erased),
-            "history": inputs["history"] | "StripHistory" >> beam.ParDo(_StripErased(count=False), erased),
             "dead_letters": inputs["dead_letters"] | "DropDeadLetters" >> beam.ParDo(_DropErasedDeadLetters(), erased),
         }
+        if "history" in inputs:
+            out["history"] = inputs["history"] | "StripHistory" >> beam.ParDo(_StripErased(count=False), erased)
+        return out

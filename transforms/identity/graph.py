@@ -172,7 +172,7 @@ class _MergeLink(beam.CombineFn):
 
 
 class BuildGraph(beam.PTransform):
-    """{touchpoints, identity_map, identity_links} -> {nodes: (id_hash, node event), links: ((a, b), link)}.
+    """{touchpoints, [identity_map], [identity_links]} -> {nodes: (id_hash, node event), links: ((a, b), link)}.
 
     ``identity_map`` / ``identity_links`` are the stored rows of the previous run (may be empty).
     Node events -- ``("seen", kind, first, last)`` per identifier occurrence and ``("previous", row)``
@@ -187,14 +187,12 @@ class BuildGraph(beam.PTransform):
         observed = inputs["touchpoints"] | "Observe" >> beam.ParDo(_Observe(self._key_source, self._extra)).with_output_types(Any).with_outputs(
             NODES, main=LINKS
         )
-        stored_nodes = inputs["identity_map"] | "StoredNodes" >> beam.Map(lambda row: (row["id_hash"], ("previous", row)))
-        stored_links = inputs["identity_links"] | "StoredLinks" >> beam.Map(
-            lambda row: ((row["id_hash"], row["linked_hash"]), ("previous", row))
-        )
-        nodes = (observed[NODES], stored_nodes) | "AllNodes" >> beam.Flatten()
-        links = (
-            (observed[LINKS], stored_links)
-            | "AllLinks" >> beam.Flatten()
-            | "MergeLinks" >> beam.CombinePerKey(_MergeLink())
-        )
+        nodes, links = [observed[NODES]], [observed[LINKS]]
+        if "identity_map" in inputs:  # absent on a first run
+            nodes.append(inputs["identity_map"] | "StoredNodes" >> beam.Map(lambda row: (row["id_hash"], ("previous", row))))
+        if "identity_links" in inputs:
+            links.append(inputs["identity_links"] | "StoredLinks" >> beam.Map(
+                lambda row: ((row["id_hash"], row["linked_hash"]), ("previous", row))))
+        nodes = nodes | "AllNodes" >> beam.Flatten()
+        links = links | "AllLinks" >> beam.Flatten() | "MergeLinks" >> beam.CombinePerKey(_MergeLink())
         return {NODES: nodes, LINKS: links}

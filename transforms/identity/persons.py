@@ -172,7 +172,7 @@ def _repoint(element, ctx: RunContext):
 
 
 class AssignPersons(beam.PTransform):
-    """{linked: (id_hash, (label, kind, verdict)), quarantined: (id_hash, verdict), person_merges: rows}
+    """{linked: (id_hash, (label, kind, verdict)), quarantined: (id_hash, verdict), [person_merges: stored rows]}
     -> {persons: (id_hash, person_id) of linked identifiers, identity_map: changed rows,
         person_merges: new and repointed rows, scopes: (person_id, 0) of merged-away/vanished persons}."""
 
@@ -201,14 +201,17 @@ class AssignPersons(beam.PTransform):
             | "Decide" >> beam.ParDo(_Decide(ctx)).with_output_types(Any).with_outputs(MERGES, ROWS, main="persons")
         )
         quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(_quarantined_rows, ctx)
-        merges = (
-            {
-                "now": decided[MERGES],
-                "before": inputs["person_merges"] | "ByNewPerson" >> beam.Map(lambda row: (row["new_person_id"], row)),
-            }
-            | "JoinEarlierMerges" >> beam.CoGroupByKey()
-            | "Repoint" >> beam.FlatMap(_repoint, ctx)
-        )
+        if "person_merges" in inputs:
+            merges = (
+                {
+                    "now": decided[MERGES],
+                    "before": inputs["person_merges"] | "ByNewPerson" >> beam.Map(lambda row: (row["new_person_id"], row)),
+                }
+                | "JoinEarlierMerges" >> beam.CoGroupByKey()
+                | "Repoint" >> beam.FlatMap(_repoint, ctx)
+            )
+        else:  # no earlier merges stored: nothing to repoint
+            merges = decided[MERGES] | "MergeRows" >> beam.FlatMap(lambda kv: _repoint((kv[0], {"now": [kv[1]], "before": []}), ctx))
         scopes = (
             (decided[MERGES] | "MergedAway" >> beam.Keys(), vanished)
             | "GonePersons" >> beam.Flatten()

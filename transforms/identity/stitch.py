@@ -1,6 +1,6 @@
 """Stitching alone: touchpoints' identifiers + stored graph -> persons (no attribution, no erasure).
 
-    {touchpoints, identity_map, identity_links, person_merges} | StitchPersons(ctx, config)
+    {touchpoints, [identity_map], [identity_links], [person_merges]} | StitchPersons(ctx, config)
         -> {persons: (id_hash, person_id), excluded: quarantined id_hashes, identity_map,
             identity_links, identity_quarantine, person_merges, scopes: (person_id, day)}
 
@@ -66,8 +66,7 @@ class StitchPersons(beam.PTransform):
     def expand(self, inputs):
         ctx, config = self._ctx, self._config
         graph = (
-            {"touchpoints": inputs["touchpoints"], "identity_map": inputs["identity_map"],
-             "identity_links": inputs["identity_links"]}
+            {name: inputs[name] for name in ("touchpoints", "identity_map", "identity_links") if name in inputs}
             | "BuildGraph" >> BuildGraph(ctx.hash_key_source, config.blocklist)
         )
         verdicts = graph | "Guards" >> JudgeIdentifiers(ctx.hash_key_source, config.blocklist, config.caps())
@@ -88,7 +87,8 @@ class StitchPersons(beam.PTransform):
         )
         resolved = {"labelled": labelled, "links": active} | "Conflicts" >> ResolveConflicts()
         persons = (
-            {"linked": resolved, "quarantined": quarantined, "person_merges": inputs["person_merges"]}
+            {"linked": resolved, "quarantined": quarantined,
+             **({"person_merges": inputs["person_merges"]} if "person_merges" in inputs else {})}
             | "Persons" >> AssignPersons(ctx)
         )
         return {
