@@ -23,10 +23,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from touchline import schemas
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup import DeduplicateTouchpoints
-from touchline.transforms.identity import STATE_TABLES, Identity, IdentityConfig
+from touchline.transforms.identity import OUTPUT_TABLES, STATE_TABLES, Identity, IdentityConfig
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
 from touchline.transforms.sources import ReadChannelFiles
 
@@ -35,8 +34,7 @@ from .options import BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
 
 log = logging.getLogger("touchline")
 
-TABLES = ("touchpoints", "dead_letters", "identity_map", "identity_links", "identity_quarantine", "person_merges",
-          schemas.RECOMPUTE_SCOPE)
+TABLES = ("touchpoints", "dead_letters", *OUTPUT_TABLES)
 
 
 def camel(name: str) -> str:

@@ -12,9 +12,10 @@ from ..identifiers import KINDS
 from .components import DEFAULT_MAX_ROUNDS
 
 #: Maximum number of distinct identifiers one identifier may be linked to before it is quarantined
-#: as shared (reason ``degree_cap``). Calibrated on the sample data (docs/identity.md): a person's
-#: customer_id is linked to ~5-30 identifiers (cookies churn), an e-mail to a few cookies and
-#: devices; kiosks and shared inboxes are linked to hundreds or thousands.
+#: as shared (reason ``degree_cap``). On 10 days of sample data a customer_id is linked to at most 7
+#: identifiers and every weak identifier to at most 3 (the all-zero device id, blocklisted anyway,
+#: to 7); the caps leave room for years of cookie churn and new devices. Kiosks and shared inboxes
+#: are linked to hundreds or thousands.
 DEFAULT_DEGREE_CAPS: dict[str, int] = {
     "customer_id": 1000,
     "employee_id": 1000,
