@@ -1,16 +1,18 @@
-"""The batch pipeline: files and/or BigQuery tables -> parse/validate -> dedup -> warehouse tables, committed atomically.
+"""The batch pipeline: files and/or BigQuery tables -> parse/validate -> dedup -> identity ->
+journeys and scores -> warehouse tables, committed atomically.
 
     touchline batch --input data/sample --warehouse touchline.duckdb [--logical_date 2026-10-31]
                     [--direct_running_mode=multi_processing --direct_num_workers=2]
 
 ``build_pipeline`` composes the transforms and returns the table PCollections (tests use it
-directly); ``run`` validates options, runs the graph, and commits the staged tables plus a
-``pipeline_runs`` row in one warehouse transaction.
+directly); ``run`` validates options, reads the previous state (identity graph, erasure list,
+touchpoints of the lookback windows, stored scores) as a snapshot at launch, runs the graph, and
+commits the staged tables plus a ``pipeline_runs`` row in one warehouse transaction.
 """
 
 from __future__ import annotations
 
-
+import datetime as dt
 import logging
 import shutil
 import time
@@ -22,18 +24,28 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
+from touchline import schemas
 from touchline.transforms.bigquery_source import ReadBigQueryTable
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup import DeduplicateTouchpoints
+from touchline.transforms.experience import TABLES as EXPERIENCE_TABLES
+from touchline.transforms.experience import ComputeExperience, ExperienceSettings
+from touchline.transforms.experience import state_filters as experience_state_filters
+from touchline.transforms.identity import OUTPUT_TABLES, STATE_TABLES, Identity, IdentityConfig
+from touchline.transforms.scoring.model import ScoringModel
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
 from touchline.transforms.sources import ReadChannelFiles
 
 from . import __version__
+from .experience_summary import summary_sections
 from .options import BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
 
 log = logging.getLogger("touchline")
 
-TABLES = ("touchpoints", "dead_letters")
+SCOPE = schemas.RECOMPUTE_SCOPE
+IDENTITY_TABLES = tuple(t for t in OUTPUT_TABLES if t != SCOPE)
+#: Everything a batch run stages (and commits in one transaction).
+TABLES = ("touchpoints", "dead_letters", *IDENTITY_TABLES, *EXPERIENCE_TABLES)
 
 
 def camel(name: str) -> str:
@@ -41,11 +53,25 @@ def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
 
 
-def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunContext, split_bytes: int,
-                   tables: dict[str, ReadBigQueryTable] | None = None) -> dict[str, beam.PCollection]:
+def build_pipeline(
+    p: beam.Pipeline,
+    inputs: dict[str, list[str]],
+    ctx: RunContext,
+    split_bytes: int,
+    identity: IdentityConfig | None = None,
+    state: dict[str, beam.PTransform] | None = None,
+    tables: dict[str, ReadBigQueryTable] | None = None,
+    model: ScoringModel | None = None,
+    experience: ExperienceSettings | None = None,
+    experience_state: dict[str, beam.PTransform] | None = None,
+) -> dict[str, beam.PCollection]:
     """Compose the batch graph; returns ``{table name: PCollection of rows}``.
 
-    ``inputs`` are file patterns per channel, ``tables`` BigQuery reads per channel (either or both)."""
+    ``inputs`` are file patterns per channel, ``tables`` BigQuery reads per channel (either or both).
+    ``state`` maps the names in ``identity.STATE_TABLES`` to sources of the stored rows, and
+    ``experience_state`` the ``history_*`` inputs of the experience stage (both from
+    ``Warehouse.read``); missing identity state is empty (a first run). Without a ``model`` the
+    graph stops after identity (used by tests of the earlier stages)."""
     parsed_touchpoints, dead_letters = [], []
     tables = tables or {}
     for channel in dict.fromkeys([*inputs, *tables]):
@@ -61,10 +87,66 @@ def build_pipeline(p: beam.Pipeline, inputs: dict[str, list[str]], ctx: RunConte
     touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
     deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
-    return {
-        "touchpoints": deduped[TOUCHPOINTS],
-        "dead_letters": dead_letters | "FlattenDeadLetters" >> beam.Flatten(),
-    }
+    previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
+    stitched = (
+        {TOUCHPOINTS: deduped[TOUCHPOINTS], DEAD_LETTERS: dead_letters | "FlattenDeadLetters" >> beam.Flatten(), **previous}
+        | "Identity" >> Identity(ctx, identity or IdentityConfig())
+    )
+    out = {table: stitched[table] for table in ("touchpoints", "dead_letters", *IDENTITY_TABLES)}
+    if model is None:
+        out[SCOPE] = stitched[SCOPE]
+        return out
+    history = {name: p | f"Read{camel(name)}" >> source for name, source in (experience_state or {}).items()}
+    scored = (
+        {"touchpoints": stitched[TOUCHPOINTS], "recompute_scope": stitched[SCOPE], **history}
+        | "Experience" >> ComputeExperience(ctx, model, experience)
+    )
+    # The experience stage's scope already includes identity's rows (adjusted): stage only it.
+    out.update({table: scored[table] for table in EXPERIENCE_TABLES})
+    out[DEAD_LETTERS] = (out[DEAD_LETTERS], scored[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
+    return out
+
+
+def _has_rows(warehouse, table: str, where: str | None) -> bool:
+    try:
+        return bool(warehouse.query(f"SELECT 1 FROM {table}{f' WHERE {where}' if where else ''} LIMIT 1"))
+    except Exception:  # noqa: BLE001 -- cannot tell cheaply: read it
+        return True
+
+
+def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig) -> dict[str, beam.PTransform]:
+    """Snapshots of the stored state the identity stage needs, taken now (at launch). Empty tables
+    (a first run) are not read: a snapshot source costs several pipeline steps even when empty."""
+    state = {}
+    for name in STATE_TABLES:
+        table, where = name, None
+        if name == "history":
+            if identity.lookback_days == 0:
+                continue
+            since = logical_date - dt.timedelta(days=identity.lookback_days)
+            table, where = "touchpoints", f"event_date >= DATE '{since.isoformat()}'"
+        if _has_rows(warehouse, table, where):
+            state[name] = warehouse.read(table, staging_dir, where=where)
+    return state
+
+
+class _Empty(beam.PTransform):
+    """An empty source standing in for a stored table that has no rows yet (a first run)."""
+
+    def expand(self, pbegin):
+        return pbegin | "Nothing" >> beam.Create([])
+
+
+def experience_sources(warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel | None,
+                       settings: ExperienceSettings | None) -> dict[str, beam.PTransform]:
+    """Snapshots of the stored rows the experience stage needs (its ``history_*`` inputs), taken
+    now; tables without matching rows are replaced by an empty source (cheaper than a snapshot)."""
+    if model is None:
+        return {}
+    sources = {}
+    for name, (table, where) in experience_state_filters(logical_date, model, settings or ExperienceSettings()).items():
+        sources[name] = warehouse.read(table, staging_dir, where=where) if _has_rows(warehouse, table, where) else _Empty()
+    return sources
 
 
 @dataclass
@@ -109,10 +191,13 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     warehouse.init()
     _clear(plan.staging_dir)
     started = time.time()
+    state = read_state(warehouse, plan.staging_dir, plan.logical_date, plan.identity)
     p = beam.Pipeline(options=options)
     table_reads = {channel: ReadBigQueryTable(source, plan.bigquery, plan.read_streams, plan.bigquery.project)
                    for channel, source in plan.tables.items()}
-    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, table_reads)
+    history = experience_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
+    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, state, table_reads,
+                            plan.model, plan.experience, history)
     for table, rows in tables.items():
         rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir)
     result = p.run()
@@ -130,13 +215,14 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
         "status": "succeeded",
         "runner": options.view_as(StandardOptions).runner,
         "touchline_version": __version__,
-        "model_version": None,
+        "model_version": plan.model.model_version if plan.model else None,
         "inputs": plan.input_labels(),
         "metrics": [{"name": k, "value": v} for k, v in counts.items()],
     }
     written = warehouse.commit(plan.staging_dir, tables, rows={"pipeline_runs": [run_row]})
     _clear(plan.staging_dir)
-    return RunResult(plan.run_id, warehouse.url, counts, written, finished - started, plan.staging_dir)
+    return RunResult(plan.run_id, warehouse.url, counts, written, finished - started, plan.staging_dir,
+                     extra={"summary_sections": summary_sections(warehouse.url)})
 
 
 def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
@@ -148,4 +234,4 @@ def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
         plan.warehouse.close()
 
 
-__all__ = ["build_pipeline", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]
+__all__ = ["build_pipeline", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]

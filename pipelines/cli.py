@@ -5,6 +5,7 @@
     touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
     touchline warehouse init            create/upgrade the warehouse tables
     touchline calibrate                 fit scoring weights to survey answers, report held-out accuracy
+    touchline erase --identifier K:V    erase a person (GDPR) and keep them out of later runs
 
 Every anticipated failure (bad flag, missing file, unknown channel, unreachable warehouse) prints
 one message naming the problem and the fix, and exits with status 2; ``--debug`` adds the stack.
@@ -21,7 +22,7 @@ from touchline.transforms.identifiers import KeyError_
 from touchline.transforms.warehouse import WarehouseError
 
 from . import __version__
-from .options import BatchOptions, ConfigError, TouchlineOptions, add_help_for
+from .options import BatchOptions, ConfigError, ExperienceOptions, IdentityOptions, TouchlineOptions, add_help_for
 
 log = logging.getLogger("touchline")
 
@@ -91,6 +92,13 @@ def _cmd_warehouse_init(args, rest) -> int:
     return 0
 
 
+def _cmd_erase(args, _rest) -> int:
+    from .erase import run as erase
+
+    print(erase(args))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="touchline", description="Customer-journey analytics on Apache Beam.")
     parser.add_argument("--version", action="version", version=f"touchline {__version__}")
@@ -106,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = sub.add_parser("batch", help="run the batch pipeline", description="Run the batch pipeline. "
                            "Any Beam option (e.g. --runner, --direct_running_mode=multi_processing) may follow.")
-    add_help_for(batch, TouchlineOptions, BatchOptions)
+    add_help_for(batch, TouchlineOptions, BatchOptions, IdentityOptions, ExperienceOptions)
     batch.set_defaults(func=_cmd_batch, passthrough=True)
 
     demo = sub.add_parser("demo", help="generate sample data, run the batch pipeline into DuckDB, print a summary")
@@ -118,7 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo, passthrough=False, extra_ok=True)
 
     from .calibrate import add_arguments as add_calibrate_arguments
-    from .options import ExperienceOptions
 
     cal = sub.add_parser("calibrate", help="fit scoring weights to survey answers, report held-out accuracy",
                          description="Fit the scoring model's weights to survey answers in the warehouse and write a "
@@ -126,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_arguments(cal)
     add_help_for(cal, TouchlineOptions, ExperienceOptions)
     cal.set_defaults(func=_cmd_calibrate, passthrough=True)
+    from .erase import add_arguments as add_erase_arguments
+
+    erase = sub.add_parser("erase", help="erase a person's data (by identifier or person id) and keep it out of later runs",
+                           description="Delete a person's identifiers, touchpoints and derived rows from every table "
+                                       "that declares erase_by, and add their identifier hashes to the erasure list "
+                                       "that later runs honour.")
+    add_erase_arguments(erase)
+    erase.set_defaults(func=_cmd_erase, passthrough=False)
 
     wh = sub.add_parser("warehouse", help="manage the warehouse")
     wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")

@@ -21,7 +21,9 @@ from touchline.transforms import channels, sources
 from touchline.transforms.bigquery_connect import BigQueryConnection, parse_table
 from touchline.transforms.bigquery_source import TableInput, inspect_table
 from touchline.transforms.experience import ExperienceSettings
-from touchline.transforms.identifiers import DEFAULT_KEY_SOURCE, KeyError_, key_fingerprint, resolve_key
+from touchline.transforms.identifiers import DEFAULT_KEY_SOURCE, KINDS, KeyError_, key_fingerprint, resolve_key
+from touchline.transforms.identity import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig, parse_blocklist
+from touchline.transforms.identity.components import DEFAULT_MAX_ROUNDS
 from touchline.transforms.scoring.model import ModelError, ScoringModel, load_model
 from touchline.transforms.warehouse import Warehouse, WarehouseError, open_warehouse
 
@@ -96,6 +98,25 @@ class BatchOptions(PipelineOptions):
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
 
 
+class IdentityOptions(PipelineOptions):
+    """Identity stitching (docs/identity.md)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--identity_lookback_days", type=int, default=DEFAULT_LOOKBACK_DAYS,
+                            help=f"Re-attribute stored touchpoints of the last N days when their person changes (a late "
+                                 f"login, a merge); older ones keep their person id (default {DEFAULT_LOOKBACK_DAYS}; 0 = none).")
+        parser.add_argument("--identity_max_rounds", type=int, default=DEFAULT_MAX_ROUNDS,
+                            help=f"Connected-components rounds unrolled in the graph before the exact in-memory finish of "
+                                 f"what is left (default {DEFAULT_MAX_ROUNDS}: each round shrinks long chains about twofold).")
+        parser.add_argument("--identity_degree_caps", default=None, metavar="KIND=N,...",
+                            help="Override per-kind degree caps, e.g. device_id=20,email=50 (defaults: "
+                                 + ", ".join(f"{k}={v}" for k, v in DEFAULT_DEGREE_CAPS.items()) + ").")
+        parser.add_argument("--blocklist_file", default=None,
+                            help="Extra junk identifier values, one per line (kind:value for one kind, # comments), "
+                                 "on top of the built-in list (null, undefined, test@test.com, all-zero ids, ...).")
+
+
 class ExperienceOptions(PipelineOptions):
     """Journeys and experience scores (the stage after identity stitching)."""
 
@@ -165,6 +186,10 @@ class BatchPlan:
     split_bytes: int
     run_id: str = ""
     files: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    #: scoring model and journey/score settings (None only in plans built by hand for tests)
+    model: ScoringModel | None = None
+    experience: ExperienceSettings | None = None
     #: channels read from BigQuery tables (see touchline.transforms.bigquery_source)
     tables: dict[str, TableInput] = field(default_factory=dict)
     bigquery: BigQueryConnection | None = None
@@ -287,6 +312,55 @@ def _matched_files(inputs: dict[str, list[str]]) -> dict[str, list[tuple[str, in
     return files
 
 
+def _degree_caps(text: str | None) -> tuple[tuple[str, int], ...]:
+    if not text:
+        return ()
+    caps = []
+    for part in text.split(","):
+        kind, sep, value = part.strip().partition("=")
+        if not sep or kind not in KINDS or not value.strip().isdigit() or int(value) < 1:
+            hint = difflib.get_close_matches(kind, list(KINDS), n=1)
+            raise ConfigError(
+                f"--identity_degree_caps: {part.strip()!r} is not KIND=N with N >= 1"
+                + (f" (did you mean {hint[0]}?)" if hint and kind not in KINDS else ""),
+                f"use e.g. --identity_degree_caps device_id=20,email=50; kinds: {', '.join(KINDS)}",
+            )
+        caps.append((kind, int(value)))
+    return tuple(caps)
+
+
+def _blocklist(path: str | None) -> tuple[tuple[str, str], ...]:
+    if not path:
+        return ()
+    try:
+        with FileSystems.open(path) as fh:
+            text = fh.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--blocklist_file {path} is not UTF-8 text", "save it as UTF-8, one value per line") from None
+    except Exception as exc:  # noqa: BLE001 -- missing file, no permission, bad gs:// path
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"cannot read --blocklist_file {path}: {reason}",
+                          "check the path (one junk value per line, kind:value for one kind)") from None
+    return parse_blocklist(text.splitlines())
+
+
+def resolve_identity(options: PipelineOptions) -> IdentityConfig:
+    """Validate the --identity_* flags and read the blocklist file, or raise ConfigError with a fix."""
+    opts = options.view_as(IdentityOptions)
+    if opts.identity_lookback_days < 0:
+        raise ConfigError(f"--identity_lookback_days must be 0 or more, got {opts.identity_lookback_days}",
+                          "use e.g. --identity_lookback_days=30 (0 disables re-attribution of stored touchpoints)")
+    if not 0 <= opts.identity_max_rounds <= 64:
+        raise ConfigError(f"--identity_max_rounds must be between 0 and 64, got {opts.identity_max_rounds}",
+                          f"use e.g. --identity_max_rounds={DEFAULT_MAX_ROUNDS}")
+    return IdentityConfig(
+        lookback_days=opts.identity_lookback_days,
+        max_rounds=opts.identity_max_rounds,
+        degree_caps=_degree_caps(opts.identity_degree_caps),
+        blocklist=_blocklist(opts.blocklist_file),
+    )
+
+
 def run_fingerprint(pipeline: str, plan: BatchPlan, extra: dict | None = None) -> str:
     """Run id: same inputs (path, size, mtime), date, key and code => same id (idempotent re-runs)."""
     payload = {
@@ -329,6 +403,8 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
     selected = [c.strip() for c in batch.channels.split(",") if c.strip()] if batch.channels else channels.names()
     table_channels = tuple(name for name in selected if getattr(batch, f"{name}_table", None))
     inputs = resolve_inputs(batch, table_channels)
+    identity = resolve_identity(options)
+    model, experience = resolve_experience(options)
     try:
         key = resolve_key(tl.hash_key_source)
     except KeyError_ as exc:
@@ -352,11 +428,19 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
         key_fingerprint=key_fingerprint(key),
         staging_dir="",
         split_bytes=batch.split_mb << 20,
+        identity=identity,
+        model=model,
+        experience=experience,
     )
     plan.files = _matched_files(inputs)
     plan.tables, plan.bigquery = resolve_tables(options, list(table_channels), plan.logical_date)
     plan.read_streams = batch.bigquery_read_streams
-    plan.run_id = run_fingerprint("batch", plan)
+    plan.run_id = run_fingerprint("batch", plan, {
+        "identity": identity,
+        "model": model.fingerprint,
+        "journey_gap_hours": experience.journey_gap_hours,
+        "score_lookback_days": experience.lookback_days,
+    })
     plan.staging_dir = default_staging_dir(warehouse, options, plan.run_id)
     return plan
 

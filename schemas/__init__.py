@@ -16,7 +16,8 @@ from typing import Any
 
 import fastavro
 
-__all__ = ["names", "load", "parsed", "table_schemas", "table_schema", "TableSpec", "WRITE_MODES", "RECOMPUTE_SCOPE"]
+__all__ = ["names", "load", "parsed", "table_schemas", "table_schema", "TableSpec", "WRITE_MODES", "RECOMPUTE_SCOPE",
+           "ERASE_MATCHES"]
 
 #: The staging-only record that scopes replace_scope writes.
 RECOMPUTE_SCOPE = "_recompute_scope"
@@ -74,6 +75,10 @@ def parsed(name: str) -> dict[str, Any]:
 #: How a run's staged rows are applied to a table (see touchline.transforms.warehouse).
 WRITE_MODES = ("merge", "insert_if_absent", "replace", "replace_scope")
 
+#: What an ``erase_by`` column holds, i.e. what ``Warehouse.erase`` matches it against: a person id,
+#: an identifier hash, an event id, or text carrying ``<kind:HASH>`` tokens (dead-letter payloads).
+ERASE_MATCHES = ("person_id", "id_hash", "event_id", "tokens")
+
 
 class TableSpec:
     """Warehouse metadata of a table schema (its ``"touchline"`` attribute)."""
@@ -92,13 +97,19 @@ class TableSpec:
         self.staging_only: bool = bool(meta.get("staging_only", False))
         #: replace_scope tables: (person column, date column) matched against the recompute scope
         self.scope_by: tuple[str, str] | None = tuple(meta["scope_by"]) if "scope_by" in meta else None
+        #: erasure: column -> what it holds (ERASE_MATCHES); rows matching any of them belong to an erased person
+        self.erase_by: dict[str, str] = dict(meta.get("erase_by", {}))
         self.doc: str = schema.get("doc", "")
+        for col, match in self.erase_by.items():
+            if match not in ERASE_MATCHES:
+                raise ValueError(f"{schema_name}: erase_by {col!r} holds {match!r}; use one of {ERASE_MATCHES}")
         if self.write not in WRITE_MODES:
             raise ValueError(f"{schema_name}: unknown write mode {self.write!r}; use one of {WRITE_MODES}")
         if (self.write == "replace_scope") != (self.scope_by is not None):
             raise ValueError(f"{schema_name}: write mode replace_scope and scope_by go together")
         fields = {f["name"] for f in schema["fields"]}
-        for col in (*self.key, *self.cluster_by, *([self.partition_by] if self.partition_by else []), *(self.scope_by or ())):
+        for col in (*self.key, *self.cluster_by, *([self.partition_by] if self.partition_by else []), *(self.scope_by or ()),
+                    *self.erase_by):
             if col not in fields:
                 raise ValueError(f"{schema_name}: table metadata names unknown column {col!r}")
 

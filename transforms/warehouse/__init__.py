@@ -68,6 +68,32 @@ class Warehouse:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         raise NotImplementedError
 
+    def erase(
+        self,
+        person_ids: Iterable[str],
+        id_hashes: Iterable[str],
+        event_ids: Iterable[str],
+        requests: list[dict[str, Any]],
+    ) -> dict[str, int]:
+        """Delete everything that belongs to erased persons, and record the erasure; one transaction.
+
+        Driven by schema metadata, so tables added later are covered without code changes: every
+        table whose schema's ``touchline`` attribute has ``erase_by`` (a map column -> what it holds,
+        see ``schemas.ERASE_MATCHES``) loses each row where *any* of those columns matches:
+
+        * ``"person_id"`` -- the column's value is in ``person_ids`` (current and merged-away ids);
+        * ``"id_hash"`` -- the value is in ``id_hashes`` (keyed identifier hashes);
+        * ``"event_id"`` -- the value is in ``event_ids`` (the erased persons' touchpoints);
+        * ``"tokens"`` -- a text column (dead-letter payloads) contains a ``<kind:HASH>`` token whose
+          32-hex HASH is in ``id_hashes``.
+
+        ``requests`` are ``erasure_requests`` rows, applied with that table's write mode (insert if
+        absent): the list later runs honour so that a replay does not bring the data back. Either
+        every delete and the insert happen, or nothing does (raise WarehouseError on failure).
+        Returns the number of rows deleted per table (tables without matches included, as 0) plus
+        ``erasure_requests``: rows inserted."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 

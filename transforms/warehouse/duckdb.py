@@ -212,3 +212,52 @@ class DuckDBWarehouse(Warehouse):
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._connect().execute(sql, params or []).fetchall()
+
+    _TOKEN = r"<[a-z_]+:([0-9a-f]{32})>"
+
+    def erase(self, person_ids, id_hashes, event_ids, requests) -> dict[str, int]:
+        con = self._connect()
+        self.init()
+        values = {
+            "person_id": sorted(set(person_ids)),
+            "id_hash": sorted(set(id_hashes)),
+            "event_id": sorted(set(event_ids)),
+        }
+        tables = {kind: pa.table({"v": pa.array(vals, pa.string())}) for kind, vals in values.items()}
+        deleted: dict[str, int] = {}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for kind, table in tables.items():
+                con.register(f"__erase_{kind}", table)
+            for spec in schemas.table_schemas().values():
+                if not spec.erase_by:
+                    continue
+                conditions = []
+                for column, match in spec.erase_by.items():
+                    col = f"t.{quote(column)}"
+                    if match == "tokens":
+                        conditions.append(
+                            f"EXISTS (SELECT 1 FROM unnest(regexp_extract_all({col}, '{self._TOKEN}', 1)) AS x(h) "
+                            f"WHERE x.h IN (SELECT v FROM __erase_id_hash))"
+                        )
+                    else:
+                        conditions.append(f"{col} IN (SELECT v FROM __erase_{match})")
+                (count,) = con.execute(f"DELETE FROM {quote(spec.name)} t WHERE {' OR '.join(conditions)}").fetchone()
+                deleted[spec.name] = count
+            spec = schemas.table_schema("erasure_requests")
+            arrow = pa.Table.from_pylist(requests, schema=arrow_schema(spec))  # noqa: F841 -- referenced by name below
+            con.register("__touchline_rows", arrow)
+            before = con.execute("SELECT count(*) FROM erasure_requests").fetchone()[0]
+            self._apply(con, spec, "__touchline_rows")
+            deleted["erasure_requests"] = con.execute("SELECT count(*) FROM erasure_requests").fetchone()[0] - before
+            con.unregister("__touchline_rows")
+            for kind in tables:
+                con.unregister(f"__erase_{kind}")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise WarehouseError(f"erasure failed and nothing was deleted: {exc}") from None
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        return deleted

@@ -1,0 +1,30 @@
+"""Attribution: the strongest usable identifier decides; history is re-emitted only when it moved."""
+
+import apache_beam as beam
+
+from touchline.transforms.identity.attribute import CURRENT, HISTORY, _Key, attribute
+
+from .identity_world import h, tp
+
+
+def keyed(touchpoint, origin=CURRENT, excluded=()):
+    fn = _Key(origin)
+    fn.setup()
+    return list(fn.process(touchpoint, list(excluded)))
+
+
+def test_key_is_the_strongest_identifier_that_is_not_quarantined():
+    event = tp("e", 0, "app", customer_id="C1", device_id="kiosk")
+    assert keyed(event) == [(h("customer_id", "C1"), (CURRENT, event))]
+    assert keyed(event, excluded=[h("customer_id", "C1")]) == [(h("device_id", "kiosk"), (CURRENT, event))]
+    (out,) = keyed(event, excluded=[h("customer_id", "C1"), h("device_id", "kiosk")])
+    assert isinstance(out, beam.pvalue.TaggedOutput) and out.tag == "unattributed"
+
+
+def test_current_touchpoints_get_their_person_history_only_when_it_changed():
+    event = tp("e", 0, "web", role="employee", employee_id="E1")
+    (now,) = attribute(CURRENT, event, "p_1")
+    assert now["person_id"] == "p_1" and now["role"] == "employee" and now["event_id"] == "e"
+    assert list(attribute(HISTORY, {**event, "person_id": "p_1"}, "p_1")) == []
+    (moved,) = attribute(HISTORY, {**event, "person_id": "p_old"}, "p_1")
+    assert moved.tag == HISTORY and moved.value == ("e", ({**event, "person_id": "p_1"}, "p_old"))

@@ -1,0 +1,152 @@
+"""Put a person_id on every touchpoint, and re-attribute earlier ones whose person changed.
+
+A touchpoint belongs to the person of its strongest identifier that is not quarantined (lowest
+priority, then smallest hash: a customer_id before an e-mail before a device before a cookie).
+Its ``role`` stays the one it was made in (set by the channel when parsed), so a person who is a
+customer and an employee has touchpoints in both roles.
+
+**Unattributable touchpoints** -- every identifier quarantined or blocklisted, or none at all (an
+anonymous app_open on a kiosk or on a device with tracking off) -- keep ``person_id`` null and are
+counted in ``touchline/<channel>.unattributed``; they stay in the touchpoints table (nothing is
+dropped) and are re-attributed by a later run if one of their identifiers is released.
+
+**Late links.** The stored touchpoints of the last ``lookback_days`` days (read at launch) go
+through the same attribution; those whose person changed -- an anonymous cookie that logged in,
+two persons merged, an identifier quarantined since -- are re-emitted with the new person (the
+touchpoints table merges by event_id, so the stored row is replaced), counted in
+``touchline/identity.reattributed``. Older touchpoints are deliberately left as they are; their
+old person ids resolve through ``person_merges``. Each re-attributed touchpoint adds a recompute
+scope (person, event_date) for its old and its new person, so journeys and scores of both are
+recomputed from that day.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from ..parse import NAMESPACE
+from .broadcast import SetCache
+from .graph import strongest
+
+UNATTRIBUTED = "unattributed"
+CURRENT = "current"
+HISTORY = "history"
+
+
+class _Key(beam.DoFn):
+    """Touchpoint -> (strongest usable identifier, (origin, touchpoint)); unattributable ones tagged."""
+
+    def __init__(self, origin: str):
+        self._origin = origin
+
+    def setup(self):
+        self._excluded = SetCache()
+        self._unattributed = {}
+
+    def process(self, touchpoint, excluded):
+        best = strongest(touchpoint["identifiers"], self._excluded(excluded))
+        if best is None:
+            channel = touchpoint["channel"]
+            if self._origin == CURRENT:
+                if channel not in self._unattributed:
+                    self._unattributed[channel] = Metrics.counter(NAMESPACE, f"{channel}.unattributed")
+                self._unattributed[channel].inc()
+            yield beam.pvalue.TaggedOutput(UNATTRIBUTED, (self._origin, touchpoint))
+            return
+        yield best["id_hash"], (self._origin, touchpoint)
+
+
+class _Attribute(beam.DoFn):
+    """id_hash, {person, touchpoints} -> current touchpoints with their person; moved history tagged."""
+
+    def process(self, element):
+        _id_hash, grouped = element
+        persons = list(grouped["person"])
+        person = persons[0] if persons else None
+        for origin, touchpoint in grouped["touchpoints"]:
+            yield from attribute(origin, touchpoint, person)
+
+
+def attribute(origin: str, touchpoint: dict, person: str | None):
+    if origin == CURRENT:
+        yield {**touchpoint, "person_id": person}
+    elif touchpoint["person_id"] != person:
+        yield beam.pvalue.TaggedOutput(HISTORY, (touchpoint["event_id"], ({**touchpoint, "person_id": person}, touchpoint["person_id"])))
+
+
+def _unattributed(element):
+    origin, touchpoint = element
+    yield from attribute(origin, touchpoint, None)
+
+
+class _KeepMoved(beam.DoFn):
+    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event."""
+
+    def setup(self):
+        self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
+
+    def process(self, element):
+        _event_id, grouped = element
+        if any(True for _ in grouped["current"]):
+            return
+        for touchpoint, old_person in grouped["moved"]:
+            self._moved.inc()
+            yield touchpoint
+            day = touchpoint["event_date"]
+            if old_person is not None:
+                yield beam.pvalue.TaggedOutput("scopes", (old_person, day))
+            if touchpoint["person_id"] is not None:
+                yield beam.pvalue.TaggedOutput("scopes", (touchpoint["person_id"], day))
+            return
+
+
+class AttributeTouchpoints(beam.PTransform):
+    """{touchpoints, [history], persons: (id_hash, person_id), excluded: id_hashes}
+    -> {touchpoints: this run's (with person_id) + re-attributed history, scopes: (person_id, day)}.
+    Without ``history`` (a first run, or a lookback of 0) the re-attribution steps are left out."""
+
+    def expand(self, inputs):
+        excluded = beam.pvalue.AsList(inputs["excluded"])
+        current = inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded).with_output_types(Any).with_outputs(
+            UNATTRIBUTED, main="keyed"
+        )
+        if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
+            attributed = (
+                {"person": inputs["persons"], "touchpoints": current["keyed"]}
+                | "JoinPersons" >> beam.CoGroupByKey()
+                | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
+            )
+            unattributed = current[UNATTRIBUTED] | "NoPerson" >> beam.FlatMap(_unattributed)
+            return {
+                "touchpoints": (attributed[CURRENT], unattributed) | "AllTouchpoints" >> beam.Flatten(),
+                "scopes": inputs["touchpoints"].pipeline | "NoScopes" >> beam.Create([]),
+            }
+        history = inputs["history"] | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded).with_output_types(Any).with_outputs(
+            UNATTRIBUTED, main="keyed"
+        )
+        attributed = (
+            {"person": inputs["persons"], "touchpoints": (current["keyed"], history["keyed"]) | "Keyed" >> beam.Flatten()}
+            | "JoinPersons" >> beam.CoGroupByKey()
+            | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
+        )
+        unattributed = (
+            (current[UNATTRIBUTED], history[UNATTRIBUTED])
+            | "Unattributable" >> beam.Flatten()
+            | "NoPerson" >> beam.FlatMap(_unattributed).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
+        )
+        this_run = (attributed[CURRENT], unattributed[CURRENT]) | "ThisRun" >> beam.Flatten()
+        moved = (
+            {
+                "current": this_run | "CurrentIds" >> beam.Map(lambda tp: (tp["event_id"], None)),
+                "moved": (attributed[HISTORY], unattributed[HISTORY]) | "Moved" >> beam.Flatten(),
+            }
+            | "JoinCurrentIds" >> beam.CoGroupByKey()
+            | "KeepMoved" >> beam.ParDo(_KeepMoved()).with_output_types(Any).with_outputs("scopes", main="touchpoints")
+        )
+        return {
+            "touchpoints": (this_run, moved["touchpoints"]) | "AllTouchpoints" >> beam.Flatten(),
+            "scopes": moved["scopes"],
+        }
