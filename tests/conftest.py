@@ -11,6 +11,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from touchline.transforms.context import RunContext
 from touchline.transforms.identifiers import DEMO_KEY, Hasher
 
+from .pubsub_emulator import pubsub_emulator  # noqa: F401 -- session fixture: the real Pub/Sub emulator
+
 import datetime as dt
 
 RUNNER = "DirectRunner"

@@ -1,8 +1,8 @@
 """The real Google Cloud Pub/Sub emulator for tests: found, started on a free loopback port, stopped.
 
-Use the session fixture ``pubsub_emulator`` (import it into a test module: ``from .pubsub_emulator
-import pubsub_emulator  # noqa: F401``), and ``emulator_env`` (module scope helper) to point the
-Google client libraries and Beam at it (``PUBSUB_EMULATOR_HOST``). The emulator ships with the
+Tests ask for the session fixture ``pubsub_emulator`` (registered in ``tests/conftest.py``, so one
+emulator serves the whole session) and use ``emulator_env`` to point the Google client libraries and
+Beam at it (``PUBSUB_EMULATOR_HOST``); ``start_emulator``/``stop_emulator`` serve benchmarks. The emulator ships with the
 Google Cloud CLI as the package ``google-cloud-cli-pubsub-emulator`` and needs Java; if it is not
 installed the tests that need it fail with a message saying how to install it (they never skip:
 a missing emulator must not look like a green run).
@@ -46,22 +46,26 @@ def _sdk_roots() -> list[str]:
     return roots
 
 
+class EmulatorMissing(RuntimeError):
+    """The emulator (or Java) is not installed; the message says how to install it."""
+
+
 def find_emulator() -> list[str]:
-    """The command that starts the emulator (before ``--host``/``--port``), or a pytest failure."""
+    """The command that starts the emulator (before ``--host``/``--port``); EmulatorMissing if absent."""
     explicit = os.environ.get("TOUCHLINE_PUBSUB_EMULATOR")
     if explicit:
         if not os.access(explicit, os.X_OK):
-            pytest.fail(f"TOUCHLINE_PUBSUB_EMULATOR={explicit} is not an executable file; {INSTALL_HINT}", pytrace=False)
+            raise EmulatorMissing(f"TOUCHLINE_PUBSUB_EMULATOR={explicit} is not an executable file; {INSTALL_HINT}")
         return [explicit]
     for root in _sdk_roots():
         script = os.path.join(root, "platform", "pubsub-emulator", "bin", "cloud-pubsub-emulator")
         if os.access(script, os.X_OK):
             if not shutil.which("java"):
-                pytest.fail(f"the Pub/Sub emulator at {script} needs Java, and no `java` is on PATH; "
-                            "install a JRE (e.g. `apt-get install default-jre-headless`)", pytrace=False)
+                raise EmulatorMissing(f"the Pub/Sub emulator at {script} needs Java, and no `java` is on PATH; "
+                                      "install a JRE (e.g. `apt-get install default-jre-headless`)")
             return [script]
-    pytest.fail(f"the Google Cloud Pub/Sub emulator is not installed (looked under {', '.join(dict.fromkeys(_sdk_roots()))}); "
-                f"{INSTALL_HINT}", pytrace=False)
+    raise EmulatorMissing(f"the Google Cloud Pub/Sub emulator is not installed (looked under "
+                          f"{', '.join(dict.fromkeys(_sdk_roots()))}); {INSTALL_HINT}")
 
 
 def free_port() -> int:
@@ -100,7 +104,30 @@ class PubSubEmulator:
         return self.process.poll() is None
 
 
-def _stop(process: subprocess.Popen) -> None:
+def start_emulator(log_dir: str) -> PubSubEmulator:
+    """Start the emulator on 127.0.0.1:<free port> and wait until it listens (RuntimeError with its log if not)."""
+    command = find_emulator()
+    port = free_port()
+    log_path = os.path.join(log_dir, "pubsub-emulator.log")
+    with open(log_path, "wb") as log:
+        # Own process group: the launcher script starts a JVM, and both must go at the end.
+        process = subprocess.Popen([*command, "--host=127.0.0.1", f"--port={port}"], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    emulator = PubSubEmulator(host=f"127.0.0.1:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _listening(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"the Pub/Sub emulator exited with status {process.returncode} while starting:\n{emulator.log_tail()}")
+        if time.monotonic() > deadline:
+            stop_emulator(emulator)
+            raise RuntimeError(f"the Pub/Sub emulator did not listen on port {port} within {STARTUP_TIMEOUT:.0f} s:\n"
+                               f"{emulator.log_tail()}")
+        time.sleep(0.2)
+    return emulator
+
+
+def stop_emulator(emulator: PubSubEmulator) -> None:
+    process = emulator.process
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -116,30 +143,16 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory):
     """A running emulator on 127.0.0.1:<free port>, for the whole test session."""
-    command = find_emulator()
-    port = free_port()
-    log_path = str(tmp_path_factory.mktemp("pubsub-emulator") / "emulator.log")
-    log = open(log_path, "wb")  # noqa: SIM115 -- closed at teardown
-    # Own process group: the launcher script starts a JVM, and both must go at teardown.
-    process = subprocess.Popen([*command, "--host=127.0.0.1", f"--port={port}"], stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
-    emulator = PubSubEmulator(host=f"127.0.0.1:{port}", process=process, log_path=log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
     try:
-        while not _listening(port):
-            if process.poll() is not None:
-                pytest.fail(f"the Pub/Sub emulator exited with status {process.returncode} while starting:\n"
-                            f"{emulator.log_tail()}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"the Pub/Sub emulator did not listen on port {port} within {STARTUP_TIMEOUT:.0f} s:\n"
-                            f"{emulator.log_tail()}", pytrace=False)
-            time.sleep(0.2)
+        emulator = start_emulator(str(tmp_path_factory.mktemp("pubsub-emulator")))
+    except (EmulatorMissing, RuntimeError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
         yield emulator
-        if process.poll() is not None:
-            print(f"\nthe Pub/Sub emulator died during the tests (status {process.returncode}):\n{emulator.log_tail()}")
+        if not emulator.alive():
+            print(f"\nthe Pub/Sub emulator died during the tests (status {emulator.process.returncode}):\n{emulator.log_tail()}")
     finally:
-        _stop(process)
-        log.close()
+        stop_emulator(emulator)
 
 
 @contextlib.contextmanager

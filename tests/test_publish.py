@@ -12,7 +12,7 @@ from touchline.pipelines.sample_data import GenerateConfig, generate
 from touchline.transforms import sources
 from touchline.transforms.pubsub import decode_message
 
-from .pubsub_emulator import emulator_env, free_port, pubsub_emulator, pull_all  # noqa: F401
+from .pubsub_emulator import emulator_env, free_port, pull_all
 
 
 @pytest.fixture(scope="module")

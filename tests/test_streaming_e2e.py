@@ -25,7 +25,7 @@ from touchline.pipelines.publish import publish
 from touchline.pipelines.sample_data import GenerateConfig, generate
 from touchline.transforms.warehouse import open_warehouse
 
-from .pubsub_emulator import emulator_env, free_port, pubsub_emulator  # noqa: F401
+from .pubsub_emulator import emulator_env, free_port
 
 pytestmark = pytest.mark.integration
 WAIT = 300  # seconds: generous, the DirectRunner's empty pulls block for 30 s each
