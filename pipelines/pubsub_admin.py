@@ -19,22 +19,28 @@ EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
 TIMEOUT = 15.0
 ACK_DEADLINE = 60
 _NAME = r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}"
+_PROJECT = re.compile(r"^[a-z][-a-z0-9:.]{4,61}[a-z0-9]$")  # what Beam's Pub/Sub IO accepts
 _PATH = {kind: re.compile(rf"^projects/([^/]+)/{kind}/({_NAME})$") for kind in ("topics", "subscriptions", "snapshots")}
 
 
 def resource_path(kind: str, name: str, project: str | None, flag: str) -> str:
     """``projects/P/<kind>/NAME`` from a full path, or a short name plus ``--project``."""
     if name.startswith("projects/"):
-        if not _PATH[kind].match(name):
+        match = _PATH[kind].match(name)
+        if not match:
             raise ConfigError(f"{flag}={name!r} is not a valid Pub/Sub {kind[:-1]} path",
                               f"use projects/PROJECT/{kind}/NAME (NAME: 3-255 letters, digits, - _ . ~ + %, starting with a letter)")
+        project = match.group(1)
+        if not _PROJECT.match(project):
+            raise ConfigError(f"{flag}={name!r}: {project!r} is not a valid Google Cloud project id",
+                              "project ids are 6-63 lower-case letters, digits and hyphens, starting with a letter")
         return name
     if not re.fullmatch(_NAME, name or ""):
         raise ConfigError(f"{flag}={name!r} is not a valid Pub/Sub {kind[:-1]} name",
                           "names are 3-255 letters, digits, - _ . ~ + %, starting with a letter")
     if not project:
         raise ConfigError(f"{flag}={name!r} needs a project", f"pass --project PROJECT or the full path projects/PROJECT/{kind}/{name}")
-    return f"projects/{project}/{kind}/{name}"
+    return resource_path(kind, f"projects/{project}/{kind}/{name}", None, flag)
 
 
 def project_of(path: str) -> str:

@@ -80,7 +80,7 @@ def test_missing_topic_names_the_fix(small_sample, pubsub_emulator):
 def test_unreachable_emulator_names_the_fix(small_sample, monkeypatch, capsys):
     root, _ = small_sample
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    assert cli.main(["publish", "--input", root, "--topic", "projects/p/topics/touchline-events"]) == 2
+    assert cli.main(["publish", "--input", root, "--topic", "projects/touchline-test/topics/touchline-events"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the Pub/Sub emulator" in err and "gcloud beta emulators pubsub start" in err
     assert "Traceback" not in err
@@ -88,9 +88,9 @@ def test_unreachable_emulator_names_the_fix(small_sample, monkeypatch, capsys):
 
 def test_bad_flags_are_reported_before_anything_is_published(small_sample, capsys):
     root, _ = small_sample
-    assert cli.main(["publish", "--input", root, "--topic", "abc", "--project", "p", "--rate", "-1"]) == 2
+    assert cli.main(["publish", "--input", root, "--topic", "abc", "--project", "touchline-test", "--rate", "-1"]) == 2
     assert "--rate must be >= 0" in capsys.readouterr().err
     assert cli.main(["publish", "--input", root, "--topic", "bad/name"]) == 2
     assert "not a valid Pub/Sub topic name" in capsys.readouterr().err
-    assert cli.main(["publish", "--input", root + "/nope", "--topic", "projects/p/topics/abc"]) == 2
+    assert cli.main(["publish", "--input", root + "/nope", "--topic", "projects/touchline-test/topics/abc"]) == 2
     assert "no app input files" in capsys.readouterr().err

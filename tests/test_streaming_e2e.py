@@ -146,14 +146,14 @@ def test_stream_preflight_errors_name_the_fix(pubsub_emulator, tmp_path, capsys,
         assert "does not exist" in err and "touchline publish --create" in err
         assert cli.main(["stream", "--subscription", "abc", "--warehouse", wh, "--hash_key_source", "demo"]) == 2
         assert "needs a project" in capsys.readouterr().err
-        assert cli.main(["stream", "--subscription", "projects/p/subscriptions/abc", "--warehouse", wh,
+        assert cli.main(["stream", "--subscription", "projects/touchline-test/subscriptions/abc", "--warehouse", wh,
                          "--hash_key_source", "demo", "--allowed_lateness", "2d", "--dedup_horizon", "1d"]) == 2
         assert "counted twice" in capsys.readouterr().err
-        assert cli.main(["stream", "--subscription", "projects/p/subscriptions/abc", "--warehouse", wh,
+        assert cli.main(["stream", "--subscription", "projects/touchline-test/subscriptions/abc", "--warehouse", wh,
                          "--hash_key_source", "demo", "--allowed_lateness", "soon"]) == 2
         assert "is not a duration" in capsys.readouterr().err
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    assert cli.main(["stream", "--subscription", "projects/p/subscriptions/abc", "--warehouse", wh,
+    assert cli.main(["stream", "--subscription", "projects/touchline-test/subscriptions/abc", "--warehouse", wh,
                      "--hash_key_source", "demo"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the Pub/Sub emulator" in err and "Traceback" not in err
