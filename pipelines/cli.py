@@ -80,7 +80,7 @@ def _cmd_publish(args, _rest) -> int:
     chans = [c.strip() for c in args.channels.split(",") if c.strip()] if args.channels else None
     report = publish(args.input, topic, channels=chans, rate=args.rate, order=args.order,
                      shuffle_window=args.shuffle_window, duplicate_rate=args.duplicate_rate, seed=args.seed,
-                     create=args.create, subscription=subscription, limit=args.limit)
+                     create=args.create, subscription=subscription, limit=args.limit, retime_live=args.retime)
     for created in report.created:
         print(f"created {created}")
     print(report.summary())
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fraction of messages published twice, like a producer retry (default 0)")
     pub.add_argument("--seed", type=int, default=7, help="seed of the shuffle and the duplicates (default 7)")
     pub.add_argument("--limit", type=int, default=None, help="publish at most N records")
+    pub.add_argument("--retime", action="store_true",
+                     help="shift event times so the data plays as if it were happening now (live demos)")
     pub.set_defaults(func=_cmd_publish, passthrough=False)
 
     demo = sub.add_parser("demo", help="generate sample data, run the batch pipeline into DuckDB, print a summary")

@@ -12,11 +12,15 @@ has none, so a malformed record still reaches the dead letters). Records go out 
 (``--order time``, default; ``file`` keeps file order and streams without loading everything),
 optionally displaced by up to ``--shuffle_window`` positions (bounded out-of-order arrival) and with
 ``--duplicate_rate`` of them published twice (a producer retry: a new message, same content).
+``--retime`` shifts all event times so the data plays as if it happened now (for live demos: the
+local runner's watermark is the wall clock, so old sample data would otherwise be ``too_late``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 import random
 import time
 from collections import Counter
@@ -73,13 +77,42 @@ def _records(files: dict[str, list[str]]) -> Iterator[Message]:
                 yield Message(channel, record[0], data, attributes, order=last_time)
 
 
+def _iso_millis(millis: int) -> str:
+    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def retime(message: Message, shift_millis: int) -> Message:
+    """The message with its event time moved by ``shift_millis`` (payload and attribute). Records
+    without a parseable time (or that are not JSON objects) are left as they are."""
+    if message.attributes.get(EVENT_TIME_ATTRIBUTE, "0") == "0":
+        return message
+    try:
+        datum = json.loads(message.data)
+    except ValueError:
+        return message
+    field = channel_registry.get(message.channel).timestamp_field
+    if not isinstance(datum, dict) or not isinstance(datum.get(field), str):
+        return message
+    millis = int(message.attributes[EVENT_TIME_ATTRIBUTE]) + shift_millis
+    datum[field] = _iso_millis(millis)
+    attributes = {**message.attributes, EVENT_TIME_ATTRIBUTE: str(millis)}
+    return dataclasses.replace(message, data=json.dumps(datum, ensure_ascii=False).encode("utf-8"), attributes=attributes,
+                               order=message.order + shift_millis)
+
+
 def plan_messages(files: dict[str, list[str]], order: str = "time", shuffle_window: int = 0,
-                  duplicate_rate: float = 0.0, seed: int = 7) -> Iterable[tuple[Message, bool]]:
-    """``(message, is_duplicate)`` in publishing order. Deterministic for a seed."""
+                  duplicate_rate: float = 0.0, seed: int = 7, retime_to: int | None = None) -> Iterable[tuple[Message, bool]]:
+    """``(message, is_duplicate)`` in publishing order. Deterministic for a seed.
+
+    ``retime_to`` (ms since epoch, ``order="time"`` only) shifts every event time so the newest
+    event happens then: replaying old sample data as if it were live."""
     rng = random.Random(seed)
     messages: Iterable[Message] = _records(files)
     if order == "time":
         messages = sorted(messages, key=lambda m: m.order)  # stable: file order among equal times
+        if retime_to is not None and messages:
+            shift = retime_to - int(messages[-1].order)
+            messages = [retime(m, shift) for m in messages]
     if not shuffle_window and not duplicate_rate:
         return ((m, False) for m in messages)
     # Bounded shuffle: sort by position + U(0, window): no message moves more than `window` places.
@@ -108,6 +141,7 @@ def publish(
     create: bool = False,
     subscription: str | None = None,
     limit: int | None = None,
+    retime_live: bool = False,
     on_published: Callable[[Message, float], None] | None = None,
 ) -> PublishReport:
     """Publish channel files to ``topic`` (a full path). Raises ConfigError for anything a person can fix."""
@@ -119,6 +153,8 @@ def publish(
         raise ConfigError(f"--duplicate_rate must be between 0 and 1, got {duplicate_rate}", "use e.g. --duplicate_rate 0.01")
     if order not in ("time", "file"):
         raise ConfigError(f"--order must be time or file, got {order!r}", "use --order time (event-time order) or --order file")
+    if retime_live and order != "time":
+        raise ConfigError("--retime needs --order time", "drop --order file (retiming sorts the records by event time)")
     names = channel_registry.names()
     selected = channels or names
     for name in selected:
@@ -158,7 +194,10 @@ def publish(
     started = time.monotonic()
     sent = 0
     try:
-        for message, duplicate in plan_messages(files, order, shuffle_window, duplicate_rate, seed):
+        # Retimed, the newest event happens when the last message goes out at the requested rate.
+        total = sum(1 for _ in plan_messages(files, "file")) if retime_live else 0
+        retime_to = int((time.time() + (total / rate if rate else 0)) * 1000) if retime_live else None
+        for message, duplicate in plan_messages(files, order, shuffle_window, duplicate_rate, seed, retime_to):
             if limit is not None and report.published >= limit and not duplicate:
                 break
             if rate:

@@ -195,8 +195,6 @@ def start(plan: StreamPlan, options: PipelineOptions, source: beam.PTransform | 
     p = beam.Pipeline(options=options)
     tables = build_pipeline(p, plan, ctx, source)
     _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency)
-    for note in notes:
-        log.info("%s", note)
     return StreamHandle(result=p.run(), plan=plan, notes=notes)
 
 

@@ -94,3 +94,23 @@ def test_bad_flags_are_reported_before_anything_is_published(small_sample, capsy
     assert "not a valid Pub/Sub topic name" in capsys.readouterr().err
     assert cli.main(["publish", "--input", root + "/nope", "--topic", "projects/touchline-test/topics/abc"]) == 2
     assert "no app input files" in capsys.readouterr().err
+
+
+def test_retime_moves_payload_and_attribute_together(small_sample):
+    root, _ = small_sample
+    files = files_of(root)
+    plain = [m for m, _ in plan_messages(files)]
+    target = 1_900_000_000_000
+    moved = [m for m, _ in plan_messages(files, retime_to=target)]
+    assert len(moved) == len(plain) and max(int(m.attributes["event_time"]) for m in moved) == target
+    shift = target - int(plain[-1].order)
+    for before, after in zip(plain, moved):
+        if before.attributes["event_time"] == "0":          # no usable time (malformed): untouched
+            assert after == before
+            continue
+        assert int(after.attributes["event_time"]) == int(before.attributes["event_time"]) + shift
+        datum = json.loads(after.data)
+        from touchline.transforms.channels.base import parse_timestamp
+        assert parse_timestamp(datum["occurred_at"]) // 1000 == int(after.attributes["event_time"])
+        assert {k: v for k, v in datum.items() if k != "occurred_at"} == \
+            {k: v for k, v in json.loads(before.data).items() if k != "occurred_at"}
