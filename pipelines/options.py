@@ -283,7 +283,7 @@ class StreamPlan:
 
     subscription: str
     warehouse_url: str
-    hash_key_source: str = "demo"
+    hash_key_source: str = DEFAULT_KEY_SOURCE
     key_fingerprint: str = ""
     timestamp_attribute: str = "event_time"
     allowed_lateness: float = 86400.0
@@ -361,7 +361,11 @@ def resolve_stream(options: PipelineOptions, check_pubsub: bool = True) -> Strea
         warehouse.close()
     replay = {"on": True, "off": False}.get(so.replay_on_restart, local)
     if check_pubsub:
-        pubsub_admin.check_subscription(pubsub_admin.subscriber(), subscription)
+        client = pubsub_admin.subscriber()
+        try:
+            pubsub_admin.check_subscription(client, subscription)
+        finally:
+            client.close()
     fingerprint = key_fingerprint(key)
     run_id = "stream-" + hashlib.sha256(f"{subscription}\x00{url}\x00{fingerprint}".encode()).hexdigest()[:12]
     return StreamPlan(

@@ -24,7 +24,6 @@ Phase 2 plugs identity attribution, journeys and scores in between ``Deduplicate
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -45,8 +44,6 @@ from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming
 
 from .batch import camel
 from .options import ConfigError, StreamPlan, parse_pipeline_args, resolve_stream
-
-log = logging.getLogger("touchline")
 
 TABLES = ("touchpoints", "dead_letters")
 MICROS_PER_DAY = 86_400_000_000
@@ -187,7 +184,11 @@ def start(plan: StreamPlan, options: PipelineOptions, source: beam.PTransform | 
     if plan.replay and source is None:
         from . import pubsub_admin
 
-        notes.append(pubsub_admin.replay_point(pubsub_admin.subscriber(), plan.subscription, reset=plan.reset_replay_point))
+        client = pubsub_admin.subscriber()
+        try:
+            notes.append(pubsub_admin.replay_point(client, plan.subscription, reset=plan.reset_replay_point))
+        finally:
+            client.close()
     if plan.local:
         notes.append("local runner: the watermark is wall-clock time (Beam's DirectRunner Pub/Sub source), so replayed "
                      "history older than --allowed_lateness becomes too_late dead letters")

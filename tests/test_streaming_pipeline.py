@@ -76,8 +76,8 @@ def test_stream_equals_batch_for_any_arrival_order_within_lateness(generated, tm
     delay = [rng.uniform(0, 20 * 3600) if rng.random() < 0.2 else 0 for _ in records]
     planned = [m for _, m in sorted(zip((m.order / 1000 + d for m, d in zip(records, delay)), records), key=lambda p: p[0])]
     stream, watermark, late_within = EventStream(), 0.0, 0
-    for start in range(0, len(planned), 40):
-        chunk = planned[start:start + 40]
+    for start in range(0, len(planned), 60):   # few steps: each costs the DirectRunner about a second
+        chunk = planned[start:start + 60]
         elements = []
         for i, m in enumerate(chunk, start):
             t = m.order / 1000
