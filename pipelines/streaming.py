@@ -24,6 +24,7 @@ Phase 2 plugs identity attribution, journeys and scores in between ``Deduplicate
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -40,7 +41,7 @@ from touchline.transforms.lateness import LatenessGate
 from touchline.transforms.parse import DEAD_LETTERS, TOUCHPOINTS, ParseTouchpoints
 from touchline.transforms.pubsub import RECORDS, DecodeMessages, ReadTouchpointMessages, RouteByChannel
 from touchline.transforms.warehouse import open_warehouse
-from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming
+from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming, shared_warehouse
 
 from .batch import camel
 from .options import ConfigError, StreamPlan, parse_pipeline_args, resolve_stream
@@ -106,12 +107,6 @@ def _close_direct_pubsub_clients(subscription: str) -> None:
             client.close()
 
 
-def _direct_worker_threads(result) -> list[threading.Thread]:
-    executor = getattr(getattr(result, "_executor", None), "_executor", None)
-    service = getattr(executor, "executor_service", None)
-    return list(getattr(service, "workers", []) or [])
-
-
 @dataclass
 class StreamHandle:
     """A running stream: its Beam result, what it reads, and how to stop it."""
@@ -122,6 +117,7 @@ class StreamHandle:
     notes: list[str] = field(default_factory=list)
     error: BaseException | None = None
     _finished: threading.Event = field(default_factory=threading.Event)
+    _stopping: bool = False
 
     def __post_init__(self):
         if self.plan.local:
@@ -148,20 +144,42 @@ class StreamHandle:
 
     @property
     def state(self):
+        if self._stopping:
+            return PipelineState.CANCELLED
         if self.error is not None:
             return PipelineState.FAILED
         return self.result.state
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop the stream. Locally: cancel, abort the reader's pending pull, wait for the worker to exit.
-        Messages it acknowledged but had not written are delivered again by the next start's replay."""
-        if not PipelineState.is_terminal(self.result.state):
-            self.result.cancel()
-        if self.plan.local:
-            _close_direct_pubsub_clients(self.plan.subscription)
-            deadline = time.time() + timeout
-            for thread in _direct_worker_threads(self.result):
-                thread.join(max(0.0, deadline - time.time()))
+    def stop(self, wait: bool = True) -> None:
+        """Stop the stream. Locally: abort the runner's pending Pub/Sub pull (it would otherwise hold the
+        runner for up to 30 s and acknowledge what it receives), then cancel; with ``wait``, return
+        once the runner's worker has exited, so no pull of this run is open when the next one starts.
+        Messages it acknowledged but had not written come again with the next start's replay."""
+        if self._stopping:
+            return
+        failed = self.error is not None
+        self._stopping = True
+        if not self.plan.local:
+            if not PipelineState.is_terminal(self.result.state):
+                self.result.cancel()
+            return
+        # The aborted pull and the cancel make the DirectRunner log bundle failures: expected here.
+        quiet = logging.getLogger("apache_beam.runners.direct")
+        level = quiet.level
+
+        def cancel():
+            try:
+                if not failed and not PipelineState.is_terminal(self.result.state):
+                    self.result.cancel()
+            finally:
+                quiet.setLevel(level)
+
+        quiet.setLevel(logging.CRITICAL)
+        _close_direct_pubsub_clients(self.plan.subscription)
+        if wait:
+            cancel()
+        else:
+            threading.Thread(target=cancel, name="touchline-stream-stop", daemon=True).start()
 
 
 def _ensure_streaming(options: PipelineOptions) -> None:
@@ -175,11 +193,18 @@ def _ensure_streaming(options: PipelineOptions) -> None:
 def start(plan: StreamPlan, options: PipelineOptions, source: beam.PTransform | None = None) -> StreamHandle:
     """Prepare the warehouse (and the replay point, locally) and start the stream; returns at once."""
     _ensure_streaming(options)
-    warehouse = open_warehouse(plan.warehouse_url)
-    try:
-        warehouse.init()
-    finally:
-        warehouse.close()
+    if plan.local:
+        # The process-wide handle the pipeline's writer uses, opened before anything else touches
+        # the file, so DuckDB's instance for it lives as long as the process (see shared_warehouse).
+        shared = shared_warehouse(plan.warehouse_url)
+        with shared.lock:
+            shared.warehouse.init()
+    else:
+        warehouse = open_warehouse(plan.warehouse_url)
+        try:
+            warehouse.init()
+        finally:
+            warehouse.close()
     notes = []
     if plan.replay and source is None:
         from . import pubsub_admin
@@ -218,7 +243,8 @@ def _status(counts: dict[str, int]) -> str:
     return f"touchpoints {counts['touchpoints']}, dead letters {sum(dead.values())}" + (f" ({detail})" if detail else "")
 
 
-def run(argv: list[str], prog: str = "touchline stream", out=sys.stdout, status_every: float = 10.0) -> StreamHandle:
+def run(argv: list[str], prog: str = "touchline stream", out=None, status_every: float = 10.0) -> StreamHandle:
+    out = out or sys.stdout
     options = parse_pipeline_args(argv, prog)
     plan = resolve_stream(options)
     handle = start(plan, options)
@@ -242,7 +268,7 @@ def run(argv: list[str], prog: str = "touchline stream", out=sys.stdout, status_
     except KeyboardInterrupt:
         print("stopping ...", file=out, flush=True)
     finally:
-        state = handle.state
+        state = PipelineState.FAILED if handle.error is not None else handle.state
         handle.stop()
     if state == PipelineState.FAILED:
         raise RuntimeError(f"the streaming pipeline failed: {handle.error}") from handle.error

@@ -75,12 +75,20 @@ def start(argv):
 @pytest.fixture(scope="module")
 def scenario(pubsub_emulator, tmp_path_factory):
     data = tmp_path_factory.mktemp("e2e-data")
-    generate(GenerateConfig(out_dir=str(data), persons=30, days=3, seed=33, malformed_rate=0.08, conflict_rate=0.0))
+    generate(GenerateConfig(out_dir=str(data), persons=20, days=3, seed=33, malformed_rate=0.08, conflict_rate=0.0))
     batch_wh = str(tmp_path_factory.mktemp("e2e-batch") / "batch.duckdb")
     batch.run(["--input", str(data), "--warehouse", batch_wh, "--hash_key_source", "demo", "--logical_date", "2026-10-31"])
     warehouse = str(tmp_path_factory.mktemp("e2e-stream") / "stream.duckdb")
     topic, sub = pubsub_emulator.topic("e2e-events"), pubsub_emulator.subscription("e2e-events")
-    out = {"batch": batch_wh, "warehouse": warehouse, "sub": sub}
+    out = {"batch": batch_wh, "warehouse": warehouse, "sub": sub, "data": str(data)}
+    try:
+        _play(pubsub_emulator, data, topic, sub, warehouse, batch_wh, out)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- Pub/Sub emulator log (tail) ---\n{pubsub_emulator.log_tail()}") from exc
+    return out
+
+
+def _play(pubsub_emulator, data, topic, sub, warehouse, batch_wh, out):
     with emulator_env(pubsub_emulator):
         first = publish(str(data), topic, channels=["app", "web"], create=True, subscription=sub,
                         shuffle_window=20, duplicate_rate=0.05, seed=1)
@@ -108,8 +116,7 @@ def scenario(pubsub_emulator, tmp_path_factory):
                      f"{out['expected']} touchpoints and dead letters", handle)
             time.sleep(3)  # anything still in flight would show up now as a double count
         finally:
-            handle.stop()
-    return out
+            handle.stop(wait=False)  # the last run: no need to wait for its pending pull
 
 
 def test_restart_replays_what_a_cancelled_run_acknowledged(scenario):
@@ -137,6 +144,21 @@ def test_dead_letters_per_channel_and_reason_equal_batch_plus_duplicated_bad_mes
     assert not any(r in ("too_late", "unknown_channel", "conflicting_duplicate") for _, r in got)
 
 
+def test_no_clear_text_pii_in_the_streamed_tables(scenario):
+    import json
+    import re
+
+    with open(os.path.join(scenario["data"], "truth", "persons.jsonl"), encoding="utf-8") as fh:
+        persons = [json.loads(line) for line in fh]
+    secrets = {e.strip().lower() for p in persons for e in p["emails"]} | \
+              {re.sub(r"\D", "", ph)[-9:] for p in persons for ph in p["phones"]}
+    secrets.discard("")
+    text = json.dumps([rows(scenario["warehouse"], f"SELECT * FROM {t}") for t in ("touchpoints", "dead_letters")],
+                      default=str).lower()
+    assert not sorted(s for s in secrets if s in text)[:5]
+    assert re.findall(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}", text) == []
+
+
 def test_stream_preflight_errors_name_the_fix(pubsub_emulator, tmp_path, capsys, monkeypatch):
     wh = str(tmp_path / "x.duckdb")
     with emulator_env(pubsub_emulator):
@@ -158,3 +180,18 @@ def test_stream_preflight_errors_name_the_fix(pubsub_emulator, tmp_path, capsys,
     err = capsys.readouterr().err
     assert "cannot reach the Pub/Sub emulator" in err and "Traceback" not in err
     assert not os.path.exists(wh + ".wal")
+
+
+def test_cli_streams_until_stop_after_and_reports_counts(pubsub_emulator, scenario, tmp_path, capsys):
+    topic, sub = pubsub_emulator.topic("cli-events"), pubsub_emulator.subscription("cli-events")
+    wh = str(tmp_path / "cli.duckdb")
+    with emulator_env(pubsub_emulator):
+        publish(scenario["data"], topic, channels=["web"], create=True, subscription=sub, limit=8, retime_live=True)
+        assert cli.main(["stream", "--subscription", sub, "--warehouse", wh, "--hash_key_source", "demo",
+                         "--allowed_lateness", "7d", "--dedup_horizon", "7d", "--write_batch_size", "1",
+                         "--stop_after", "12s"]) == 0
+    out = capsys.readouterr().out
+    assert "took replay point" in out and f"streaming {sub}" in out
+    final = [line for line in out.splitlines() if line.startswith("stopped.")]
+    n = rows(wh, "SELECT count(*) FROM touchpoints")[0][0]
+    assert n > 0 and final and final[0].startswith(f"stopped. touchpoints {n},")

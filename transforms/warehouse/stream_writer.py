@@ -10,16 +10,51 @@ twice. Counters: ``<table>.written`` (rows applied), ``<table>.batches``.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from typing import Any, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from . import open_warehouse
+from . import Warehouse, open_warehouse
 
 NAMESPACE = "touchline"
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_LATENCY = 2.0  # seconds
+
+
+@dataclasses.dataclass
+class SharedWarehouse:
+    warehouse: Warehouse
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    initialized: set = dataclasses.field(default_factory=set)  # tables created/upgraded by this process
+
+    def write_rows(self, table: str, rows: list) -> int:
+        with self.lock:
+            if table not in self.initialized:
+                self.warehouse.init([table])
+                self.initialized.add(table)
+            return self.warehouse.write_rows(table, rows)
+
+
+_SHARED: dict[str, SharedWarehouse] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_warehouse(url: str) -> SharedWarehouse:
+    """One open warehouse (and a lock to write through it) per URL and worker process.
+
+    The DirectRunner sets a DoFn up and tears it down for every bundle; opening and closing a DuckDB
+    file that often, while other threads of the process read it, races in DuckDB's instance cache
+    ("Unique file handle conflict"). A per-process handle, opened lazily on the first batch and kept
+    for the life of the process, avoids that and saves the reconnects. Filled at run time, never at
+    import; nothing of it is pickled."""
+    with _SHARED_LOCK:
+        entry = _SHARED.get(url)
+        if entry is None:
+            entry = _SHARED[url] = SharedWarehouse(open_warehouse(url))
+        return entry
 
 
 def _camel(name: str) -> str:
@@ -32,26 +67,15 @@ class _CommitBatches(beam.DoFn):
         self._tables = list(tables)
 
     def setup(self):
-        # Opened on the first batch: the DirectRunner sets a DoFn up for every bundle, most of them
-        # empty timer bundles of the batching step, and opening a warehouse is not free.
-        self._warehouse = None
         self._written = {t: Metrics.counter(NAMESPACE, f"{t}.written") for t in self._tables}
         self._batches = {t: Metrics.counter(NAMESPACE, f"{t}.batches") for t in self._tables}
 
     def process(self, batch):
         table, rows = batch
-        if self._warehouse is None:
-            self._warehouse = open_warehouse(self._url)
-            self._warehouse.init(self._tables)
-        written = self._warehouse.write_rows(table, list(rows))
+        written = shared_warehouse(self._url).write_rows(table, list(rows))  # opened on the first batch
         self._written[table].inc(written)
         self._batches[table].inc()
         yield table, written
-
-    def teardown(self):
-        warehouse = getattr(self, "_warehouse", None)
-        if warehouse is not None:
-            warehouse.close()
 
 
 class WriteTablesStreaming(beam.PTransform):
