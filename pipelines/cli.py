@@ -3,6 +3,8 @@
     touchline demo                      generate sample data -> batch pipeline -> DuckDB -> summary
     touchline generate --out DIR        deterministic sample data (+ ground truth)
     touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
+    touchline stream --subscription S   the streaming pipeline: Pub/Sub -> warehouse
+    touchline publish --input DIR --topic T   replay channel files into Pub/Sub (demos, load tests)
     touchline warehouse init            create/upgrade the warehouse tables
     touchline calibrate                 fit scoring weights to survey answers, report held-out accuracy
     touchline erase --identifier K:V    erase a person (GDPR) and keep them out of later runs
@@ -22,7 +24,7 @@ from touchline.transforms.identifiers import KeyError_
 from touchline.transforms.warehouse import WarehouseError
 
 from . import __version__
-from .options import BatchOptions, ConfigError, ExperienceOptions, IdentityOptions, TouchlineOptions, add_help_for
+from .options import BatchOptions, ConfigError, ExperienceOptions, IdentityOptions, StreamOptions, TouchlineOptions, add_help_for
 
 log = logging.getLogger("touchline")
 
@@ -60,6 +62,30 @@ def _cmd_batch(args, rest) -> int:
         print(render(result, wh))
     finally:
         wh.close()
+    return 0
+
+
+def _cmd_stream(args, rest) -> int:
+    from . import streaming
+
+    streaming.run(rest, prog="touchline stream")
+    return 0
+
+
+def _cmd_publish(args, _rest) -> int:
+    from . import pubsub_admin
+    from .publish import publish
+
+    topic = pubsub_admin.resource_path("topics", args.topic, args.project, "--topic")
+    subscription = (pubsub_admin.resource_path("subscriptions", args.subscription, args.project, "--subscription")
+                    if args.subscription else None)
+    chans = [c.strip() for c in args.channels.split(",") if c.strip()] if args.channels else None
+    report = publish(args.input, topic, channels=chans, rate=args.rate, order=args.order,
+                     shuffle_window=args.shuffle_window, duplicate_rate=args.duplicate_rate, seed=args.seed,
+                     create=args.create, subscription=subscription, limit=args.limit, retime_live=args.retime)
+    for created in report.created:
+        print(f"created {created}")
+    print(report.summary())
     return 0
 
 
@@ -116,6 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
                            "Any Beam option (e.g. --runner, --direct_running_mode=multi_processing) may follow.")
     add_help_for(batch, TouchlineOptions, BatchOptions, IdentityOptions, ExperienceOptions)
     batch.set_defaults(func=_cmd_batch, passthrough=True)
+
+    stream = sub.add_parser("stream", help="run the streaming pipeline (Pub/Sub -> warehouse)",
+                            description="Run the streaming pipeline: reads the Pub/Sub subscription, writes touchpoints and "
+                                        "dead letters as they arrive. Locally it runs until Ctrl-C; with --runner DataflowRunner "
+                                        "it launches the job and exits. Any Beam/Dataflow option may follow.")
+    add_help_for(stream, TouchlineOptions, StreamOptions)
+    stream.set_defaults(func=_cmd_stream, passthrough=True)
+
+    pub = sub.add_parser("publish", help="replay channel files into a Pub/Sub topic (demos, load tests)",
+                         description="Publish every record of channel files (the generator's layout) as one message in "
+                                     "Touchline's wire format (attributes channel and event_time).")
+    pub.add_argument("--input", required=True, metavar="DIR", help="root folder with one sub-folder per channel")
+    pub.add_argument("--topic", required=True, help="projects/PROJECT/topics/NAME, or NAME with --project")
+    pub.add_argument("--project", default=None, help="project of short topic/subscription names")
+    pub.add_argument("--subscription", default=None, help="also check (or with --create, create) this subscription on the topic")
+    pub.add_argument("--create", action="store_true", help="create the topic (and --subscription) if missing")
+    pub.add_argument("--channels", default=None, help="comma-separated channels to publish (default: all)")
+    pub.add_argument("--rate", type=float, default=0.0, help="messages per second (default 0: as fast as possible)")
+    pub.add_argument("--order", choices=("time", "file"), default="time",
+                     help="time: in event-time order (default); file: file by file, without loading everything")
+    pub.add_argument("--shuffle_window", type=int, default=0,
+                     help="let each message arrive up to N places out of order (default 0)")
+    pub.add_argument("--duplicate_rate", type=float, default=0.0,
+                     help="fraction of messages published twice, like a producer retry (default 0)")
+    pub.add_argument("--seed", type=int, default=7, help="seed of the shuffle and the duplicates (default 7)")
+    pub.add_argument("--limit", type=int, default=None, help="publish at most N records")
+    pub.add_argument("--retime", action="store_true",
+                     help="shift event times so the data plays as if it were happening now (live demos)")
+    pub.set_defaults(func=_cmd_publish, passthrough=False)
 
     demo = sub.add_parser("demo", help="generate sample data, run the batch pipeline into DuckDB, print a summary")
     demo.add_argument("--out", default="data/demo", help="folder for the sample data and the warehouse (default data/demo)")

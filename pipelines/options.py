@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from apache_beam.io.filesystems import FileSystems
@@ -148,6 +149,37 @@ def resolve_experience(options: PipelineOptions) -> tuple[ScoringModel, Experien
             "use e.g. --score_lookback_days=7 (a journey crossing midnight is recomputed from the day before, "
             "so at least 1)")
     return model, ExperienceSettings(journey_gap_hours=opts.journey_gap_hours, lookback_days=opts.score_lookback_days)
+
+
+class StreamOptions(PipelineOptions):
+    """Inputs and knobs of the streaming pipeline (see docs/streaming.md)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--subscription", default=None,
+                            help="Pub/Sub subscription carrying every channel (attribute channel=...): "
+                                 "projects/PROJECT/subscriptions/NAME, or NAME with --project.")
+        parser.add_argument("--timestamp_attribute", default="event_time",
+                            help="Message attribute with the event time (ms since epoch or RFC 3339); default event_time.")
+        parser.add_argument("--allowed_lateness", default="1d",
+                            help="How far behind the watermark a message may arrive and still count, e.g. 30m, 6h, 1d "
+                                 "(default 1d). Older messages become dead letters with reason too_late.")
+        parser.add_argument("--dedup_horizon", default="1d",
+                            help="How long (event time) copies of an event_id are recognised, e.g. 1d (default); "
+                                 "at least --allowed_lateness.")
+        parser.add_argument("--write_batch_size", type=int, default=500,
+                            help="Rows per warehouse transaction (default 500).")
+        parser.add_argument("--write_max_latency", default="2s",
+                            help="Longest a row waits for its batch before it is written, e.g. 500ms, 2s (default 2s).")
+        parser.add_argument("--lateness_shards", type=int, default=16,
+                            help="Keys the lateness check is spread over (default 16).")
+        parser.add_argument("--replay_on_restart", default="auto", choices=("auto", "on", "off"),
+                            help="Seek the subscription back to its replay point (a Pub/Sub snapshot) on start, so a "
+                                 "stopped local run loses nothing; auto = on for the local runner (default).")
+        parser.add_argument("--reset_replay_point", action="store_true", default=False,
+                            help="Start from the subscription's current backlog and take a new replay point.")
+        parser.add_argument("--stop_after", default=None,
+                            help="Local runner: stop after this long (e.g. 10m); default: run until Ctrl-C.")
 
 
 def _all_option_classes():
@@ -443,6 +475,128 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
     })
     plan.staging_dir = default_staging_dir(warehouse, options, plan.run_id)
     return plan
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value, flag: str) -> float:
+    """``500ms``, ``90s``/``90``, ``30m``, ``6h``, ``7d`` -> seconds."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{flag}={value!r} is not a duration", f"use a number with a unit, e.g. {flag}=30m (ms, s, m, h, d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass
+class StreamPlan:
+    """Validated settings of one streaming run (no clients inside: safe to pickle into the graph)."""
+
+    subscription: str
+    warehouse_url: str
+    hash_key_source: str = DEFAULT_KEY_SOURCE
+    key_fingerprint: str = ""
+    timestamp_attribute: str = "event_time"
+    allowed_lateness: float = 86400.0
+    dedup_horizon: float = 86400.0
+    write_batch_size: int = 500
+    write_max_latency: float = 2.0
+    lateness_shards: int = 16
+    local: bool = True
+    replay: bool = True
+    reset_replay_point: bool = False
+    stop_after: float | None = None
+    run_id: str = "stream"
+
+
+LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def resolve_stream(options: PipelineOptions, check_pubsub: bool = True) -> StreamPlan:
+    """Validate everything a streaming run needs, or raise ConfigError with a fix."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    from touchline.transforms.warehouse import Warehouse as _Warehouse
+
+    tl = options.view_as(TouchlineOptions)
+    so = options.view_as(StreamOptions)
+    if not so.subscription:
+        raise ConfigError("no --subscription given",
+                          "pass --subscription projects/PROJECT/subscriptions/NAME (`touchline publish --create` makes one on the emulator)")
+    from . import pubsub_admin
+
+    subscription = pubsub_admin.resource_path("subscriptions", so.subscription, options.view_as(GoogleCloudOptions).project,
+                                              "--subscription")
+    lateness = parse_duration(so.allowed_lateness, "--allowed_lateness")
+    horizon = parse_duration(so.dedup_horizon, "--dedup_horizon")
+    if horizon <= 0:
+        raise ConfigError(f"--dedup_horizon must be positive, got {so.dedup_horizon}", "use e.g. --dedup_horizon=1d")
+    if horizon < lateness:
+        raise ConfigError(
+            f"--dedup_horizon ({so.dedup_horizon}) is shorter than --allowed_lateness ({so.allowed_lateness})",
+            "a copy arriving late but within the allowed lateness would be counted twice; "
+            f"use --dedup_horizon={so.allowed_lateness} or more",
+        )
+    latency = parse_duration(so.write_max_latency, "--write_max_latency")
+    if latency <= 0:
+        raise ConfigError(f"--write_max_latency must be positive, got {so.write_max_latency}", "use e.g. --write_max_latency=2s")
+    if so.write_batch_size < 1:
+        raise ConfigError(f"--write_batch_size must be at least 1, got {so.write_batch_size}", "use e.g. --write_batch_size=500")
+    if so.lateness_shards < 1:
+        raise ConfigError(f"--lateness_shards must be at least 1, got {so.lateness_shards}", "use e.g. --lateness_shards=16")
+    if not so.timestamp_attribute:
+        raise ConfigError("--timestamp_attribute is empty", "use --timestamp_attribute=event_time (what `touchline publish` sets)")
+    stop_after = parse_duration(so.stop_after, "--stop_after") if so.stop_after else None
+    try:
+        key = resolve_key(tl.hash_key_source)
+    except KeyError_ as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        warehouse = open_warehouse(tl.warehouse)
+        warehouse.check()
+    except WarehouseError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        if type(warehouse).write_rows is _Warehouse.write_rows:
+            raise ConfigError(f"the warehouse {warehouse.url} has no streaming write path yet",
+                              "stream into a DuckDB warehouse (--warehouse touchline.duckdb), or run `touchline batch`")
+        runner = options.view_as(StandardOptions).runner or "DirectRunner"
+        local = runner in LOCAL_RUNNERS
+        if not warehouse.remote_ok and not local:
+            raise ConfigError(
+                f"the DuckDB warehouse is a local file and cannot be written from {runner}",
+                "use --warehouse bigquery://PROJECT.DATASET on remote runners",
+            )
+        url = warehouse.url
+    finally:
+        warehouse.close()
+    replay = {"on": True, "off": False}.get(so.replay_on_restart, local)
+    if check_pubsub:
+        client = pubsub_admin.subscriber()
+        try:
+            pubsub_admin.check_subscription(client, subscription)
+        finally:
+            client.close()
+    fingerprint = key_fingerprint(key)
+    run_id = "stream-" + hashlib.sha256(f"{subscription}\x00{url}\x00{fingerprint}".encode()).hexdigest()[:12]
+    return StreamPlan(
+        subscription=subscription,
+        warehouse_url=url,
+        hash_key_source=tl.hash_key_source,
+        key_fingerprint=fingerprint,
+        timestamp_attribute=so.timestamp_attribute,
+        allowed_lateness=lateness,
+        dedup_horizon=horizon,
+        write_batch_size=so.write_batch_size,
+        write_max_latency=latency,
+        lateness_shards=so.lateness_shards,
+        local=local,
+        replay=replay,
+        reset_replay_point=so.reset_replay_point,
+        stop_after=stop_after,
+        run_id=run_id,
+    )
 
 
 def add_help_for(parser: argparse.ArgumentParser, *option_classes) -> None:

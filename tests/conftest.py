@@ -12,15 +12,22 @@ from touchline.transforms.context import RunContext
 from touchline.transforms.identifiers import DEMO_KEY, Hasher
 
 from .emulators import bigquery_emulator  # noqa: F401 -- session fixture: the BigQuery API emulator
+from .pubsub_emulator import pubsub_emulator  # noqa: F401 -- session fixture: the real Pub/Sub emulator
 
 import datetime as dt
 
 RUNNER = "DirectRunner"
+STREAMING_RUNNER = "BundleBasedDirectRunner"
 
 
 def beam_pipeline(*flags: str) -> TestPipeline:
     """A TestPipeline on the named local runner (never Beam's default, which fetches Prism)."""
     return TestPipeline(runner=RUNNER, options=PipelineOptions(list(flags)), blocking=True)
+
+
+def stream_pipeline(*flags: str) -> TestPipeline:
+    """A TestPipeline in streaming mode on the DirectRunner's streaming engine (TestStream, state, timers)."""
+    return TestPipeline(runner=STREAMING_RUNNER, options=PipelineOptions(["--streaming", *flags]), blocking=True)
 
 
 @pytest.fixture

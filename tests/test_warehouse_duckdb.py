@@ -146,3 +146,38 @@ def test_replace_scope_deletes_what_a_recompute_no_longer_produces(tmp_path, sco
     assert wh.query("SELECT count(*) FROM things") == [(2,)]
     assert not wh.query("SELECT table_name FROM information_schema.tables WHERE table_name = '_recompute_scope'")
     wh.close()
+
+
+def test_write_rows_applies_one_batch_per_transaction_by_key(tmp_path):
+    """The streaming write path: merge by key, repeated keys in a batch collapse to the last row."""
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.init()
+    assert wh.write_rows("dead_letters", [dl(1), dl(2), dl(1, reason="wrong_type")]) == 2
+    assert wh.write_rows("dead_letters", [dl(2, reason="too_late"), dl(3)]) == 2   # a redelivered batch + a new row
+    assert wh.write_rows("dead_letters", []) == 0
+    assert wh.query("SELECT dead_letter_id, reason FROM dead_letters ORDER BY 1") == [
+        ("id1", "wrong_type"), ("id2", "too_late"), ("id3", "invalid_json")]
+    run = {"run_id": "r", "pipeline": "stream", "logical_date": 1, "started_at": 1, "finished_at": 2, "status": "running",
+           "runner": "DirectRunner", "touchline_version": "0", "model_version": None, "inputs": [], "metrics": []}
+    wh.write_rows("pipeline_runs", [run])
+    wh.write_rows("pipeline_runs", [{**run, "status": "succeeded"}])     # insert_if_absent keeps the first
+    assert wh.query("SELECT status FROM pipeline_runs") == [("running",)]
+    wh.close()
+
+
+def test_write_rows_failure_leaves_the_table_unchanged(tmp_path):
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.init()
+    wh.write_rows("dead_letters", [dl(1)])
+    with pytest.raises(Exception):
+        wh.write_rows("dead_letters", [dl(2), {**dl(3), "channel": None}])   # NOT NULL violated inside the transaction
+    assert wh.query("SELECT dead_letter_id FROM dead_letters") == [("id1",)]
+    wh.close()
+
+
+def test_write_rows_refuses_tables_a_stream_cannot_own(tmp_path, scoped_schema):
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.init()
+    with pytest.raises(WarehouseError, match="batch run"):
+        wh.write_rows("things", [])
+    wh.close()

@@ -20,11 +20,29 @@ from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
 from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
 
+CONFLICT = "conflicting_duplicate"
+
 
 def content_digest(touchpoint: dict) -> str:
     """Digest of everything but lineage (``source``, ``person_id``): equal for exact copies."""
     parts = [(k, v) for k, v in touchpoint.items() if k not in ("source", "person_id")]
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept: str) -> dict:
+    """The dead letter of a version that lost to another version of the same event_id."""
+    return dead_letter(
+        run_id=ctx.run_id,
+        logical_date=ctx.logical_day,
+        channel=loser["channel"],
+        source=loser["source"],
+        failed_step="Dedup",
+        reason=CONFLICT,
+        payload=loser,
+        redactor=redactor,
+        message=f"event_id {loser['event_id']} was also delivered with different content; {kept}",
+        event_id=loser["event_id"],
+    )
 
 
 class _Versions(beam.CombineFn):
@@ -79,20 +97,7 @@ class _Emit(beam.DoFn):
         for loser in losers:
             self._count("dead_letter.conflicting_duplicate", loser["channel"], 1)
             yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS,
-                dead_letter(
-                    run_id=self._ctx.run_id,
-                    logical_date=self._ctx.logical_day,
-                    channel=loser["channel"],
-                    source=loser["source"],
-                    failed_step="Dedup",
-                    reason="conflicting_duplicate",
-                    payload=loser,
-                    redactor=self._redactor,
-                    message=f"event_id {loser['event_id']} was also delivered with different content; "
-                    f"kept the version read at {winner['source']}",
-                    event_id=loser["event_id"],
-                ),
+                DEAD_LETTERS, conflict_dead_letter(self._ctx, self._redactor, loser, f"kept the version read at {winner['source']}")
             )
 
 

@@ -16,7 +16,14 @@ attribute):
   are untouched. Staging a row outside the scope is an error (it would duplicate).
 
 so a re-run, or a retried bundle, never double-counts and a failed run leaves the targets as they
-were. URLs: ``duckdb:PATH`` or a plain path ending in ``.duckdb`` (embedded default) and
+were.
+
+Streaming pipelines cannot wait for a run to end: they call :meth:`Warehouse.write_rows` with small
+batches of rows, each applied in one transaction with the same write-mode semantics (``merge`` /
+``insert_if_absent`` by key), so a batch retried after a failure or a message redelivered after a
+restart is applied again without double-counting.
+
+URLs: ``duckdb:PATH`` or a plain path ending in ``.duckdb`` (embedded default) and
 ``bigquery://PROJECT.DATASET`` (production).
 """
 
@@ -55,6 +62,16 @@ class Warehouse:
 
     def commit(self, staging_dir: str, tables: Iterable[str], rows: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, int]:
         """Apply staged files (and extra in-memory rows) to the targets atomically; rows staged per table."""
+        raise NotImplementedError
+
+    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Apply rows (datum form) to one table now, in one transaction, by the table's write mode.
+
+        For streaming writers. ``merge`` replaces rows with the same key and inserts new keys;
+        ``insert_if_absent`` inserts new keys only; rows of one batch that repeat a key collapse to
+        the last one. ``replace``/``replace_scope`` tables are refused (a stream never holds a whole
+        table or a whole recompute scope). The table must exist (:meth:`init`). Returns the number
+        of rows applied after collapsing."""
         raise NotImplementedError
 
     def read(self, table: str, staging_dir: str, where: str | None = None) -> beam.PTransform:
@@ -96,6 +113,20 @@ class Warehouse:
 
     def close(self) -> None:
         pass
+
+
+#: Write modes a streaming writer can apply batch by batch.
+STREAMABLE_WRITE_MODES = ("merge", "insert_if_absent")
+
+
+def collapse_by_key(key: tuple[str, ...], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with distinct keys, the last row of each key winning, in first-seen key order."""
+    last: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        k = tuple(row.get(c) for c in key)
+        last.pop(k, None)  # re-insert: the last occurrence decides the position too
+        last[k] = row
+    return list(last.values())
 
 
 def open_warehouse(url: str) -> Warehouse:

@@ -17,7 +17,7 @@ from ... import schemas
 from ...schemas import TableSpec
 from ...schemas.arrow import arrow_schema
 from ...schemas.duckdb import comments, create_table, quote
-from . import Warehouse, WarehouseError
+from . import STREAMABLE_WRITE_MODES, Warehouse, WarehouseError, collapse_by_key
 from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
 
 
@@ -197,6 +197,30 @@ class DuckDBWarehouse(Warehouse):
             con.execute("ROLLBACK")
             raise
         return written
+
+    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """One transaction per call; the same keyed apply as :meth:`commit` (see the interface)."""
+        spec = schemas.table_schema(table)
+        if spec.write not in STREAMABLE_WRITE_MODES:
+            raise WarehouseError(
+                f"table {table} has write mode {spec.write!r}, which a streaming writer cannot apply batch by batch; "
+                f"write it from a batch run (stage + commit)"
+            )
+        rows = collapse_by_key(spec.key, rows)
+        if not rows:
+            return 0
+        con = self._connect()
+        arrow = pa.Table.from_pylist(rows, schema=arrow_schema(spec))  # noqa: F841 -- referenced by name below
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("__touchline_rows", arrow)
+            count = self._apply(con, spec, "__touchline_rows")
+            con.unregister("__touchline_rows")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        return count
 
     def read(self, table: str, staging_dir: str, where: str | None = None):
         """Export the rows to Parquet under ``staging_dir/_snapshots`` now; read them in the pipeline."""
