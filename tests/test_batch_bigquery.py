@@ -222,3 +222,33 @@ def test_documented_example_queries_run_on_bigquery(bigquery_run, bigquery_emula
     finally:
         wh.close()
     assert ran >= 4
+
+
+# -- erasure (last in this module: it changes the shared dataset) -----------------------------------
+
+def test_erase_on_bigquery_removes_the_person_everywhere_and_a_replay_keeps_them_out(bigquery_run, bigquery_emulator):
+    from touchline.pipelines.cli import main
+    from touchline.transforms.warehouse import open_warehouse
+
+    dataset, argv, _ = bigquery_run
+    wh = open_warehouse(bigquery_emulator.url(dataset))
+    try:
+        (person, hashes), = wh.query(
+            "SELECT person_id, ARRAY_AGG(id_hash) FROM identity_map WHERE person_id IS NOT NULL "
+            "GROUP BY person_id ORDER BY COUNT(*) DESC, person_id LIMIT 1")
+        assert main(["erase", "--warehouse", bigquery_emulator.url(dataset), "--hash_key_source", "demo",
+                     "--person_id", person]) == 0
+        by_person = [s for s in schemas.table_schemas().values() if "person_id" in s.erase_by]
+        assert {"touchpoints", "journeys", "person_scores_daily", "identity_map"} <= {s.name for s in by_person}
+        for spec in by_person:
+            part = f" AND {spec.partition_by} >= DATE '1970-01-01'" if spec.require_partition_filter else ""
+            assert wh.query(f"SELECT COUNT(*) FROM {spec.name} WHERE person_id = ?{part}", [person]) == [(0,)], spec.name
+        listed = {h for (h,) in wh.query("SELECT id_hash FROM erasure_requests")}
+        assert set(hashes) <= listed
+        replay = batch.run(argv)  # the same inputs again: the erased person's events are dropped, counted
+        assert sum(v for k, v in replay.counters.items() if k.endswith(".erased")) > 0
+        rows = wh.query("SELECT COUNT(*) FROM touchpoints t, UNNEST(t.identifiers) AS i "
+                        "WHERE t.event_date >= DATE '1970-01-01' AND i.id_hash IN UNNEST(?)", [list(hashes)])
+        assert rows == [(0,)]
+    finally:
+        wh.close()

@@ -38,6 +38,10 @@ _PII_PAIR = re.compile(r'("[^"]*(?:phone|email|e_mail|mobile)[^"]*"\s*:\s*)"((?:
 _PHONE = re.compile(r"(?<![\w.])(?:\+|00)\d[\d ().\-]{6,}\d")
 
 
+#: A redaction token's identifier hash (group 1) inside text: ``<email:0123...cdef>``.
+TOKEN_HASH_PATTERN = r"<[a-z_]+:([0-9a-f]{32})>"
+
+
 class Redactor:
     """Replaces e-mails and phone numbers in text with keyed-hash tokens."""
 

@@ -17,6 +17,7 @@ from ... import schemas
 from ...schemas import TableSpec
 from ...schemas.arrow import arrow_schema
 from ...schemas.duckdb import comments, create_table, quote
+from ..errors import TOKEN_HASH_PATTERN
 from . import STREAMABLE_WRITE_MODES, Warehouse, WarehouseError, collapse_by_key
 from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
 
@@ -237,7 +238,6 @@ class DuckDBWarehouse(Warehouse):
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._connect().execute(sql, params or []).fetchall()
 
-    _TOKEN = r"<[a-z_]+:([0-9a-f]{32})>"
 
     def erase(self, person_ids, id_hashes, event_ids, requests) -> dict[str, int]:
         con = self._connect()
@@ -261,7 +261,7 @@ class DuckDBWarehouse(Warehouse):
                     col = f"t.{quote(column)}"
                     if match == "tokens":
                         conditions.append(
-                            f"EXISTS (SELECT 1 FROM unnest(regexp_extract_all({col}, '{self._TOKEN}', 1)) AS x(h) "
+                            f"EXISTS (SELECT 1 FROM unnest(regexp_extract_all({col}, '{TOKEN_HASH_PATTERN}', 1)) AS x(h) "
                             f"WHERE x.h IN (SELECT v FROM __erase_id_hash))"
                         )
                     else:
