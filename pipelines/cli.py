@@ -140,7 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    try:
+        parser = build_parser()  # loads the channel plug-ins (their flags are generated)
+    except ValueError as exc:  # PluginError / SchemaPluginError: a broken plug-in registration
+        if "--debug" in argv:
+            raise
+        print(f"touchline: error: {exc}", file=sys.stderr)
+        return 2
     args, rest = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     if not getattr(args, "func", None):
