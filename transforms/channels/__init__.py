@@ -43,6 +43,15 @@ __all__ = ["ChannelSpec", "SourceAdapter", "UnknownChannel", "PluginError", "get
            "canonical", "GROUP"]
 
 
+class UnknownChannel(KeyError):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown channel {self.name!r}; known channels: {', '.join(names())}"
+
+
 def _load(ep) -> type[ChannelSpec]:
     cls = load_class(ep, ChannelSpec, ("name", "schema_name"))
     from ... import schemas
