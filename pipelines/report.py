@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import html
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
@@ -118,25 +119,30 @@ class Result:
     error: str | None = None
 
 
-def existing_tables(warehouse: Warehouse) -> set[str] | None:
-    """Tables of the warehouse (lower case), or None when the catalog cannot be read."""
-    try:
-        return {str(r[0]).lower() for r in warehouse.query("SELECT table_name FROM INFORMATION_SCHEMA.TABLES")}
-    except Exception:  # noqa: BLE001 -- then every query runs and reports its own error
-        return None
+def _missing_table(exc: Exception, table: str) -> bool:
+    """Whether a query failed because its table does not exist (DuckDB: "Table with name X does not
+    exist"; BigQuery: "Not found: Table P:D.X") -- asking the catalog instead would need
+    INFORMATION_SCHEMA, which differs between the engines and is missing from emulators."""
+    name = re.escape(table)
+    pattern = rf"Table with name {name} does not exist|Not found: Table \S*\b{name}\b|no such table:? {name}\b"
+    return re.search(pattern, str(exc), re.IGNORECASE) is not None
 
 
 def collect(warehouse: Warehouse, dialect: str, start: dt.date, end: dt.date) -> dict[str, Result]:
-    tables = existing_tables(warehouse)
     out: dict[str, Result] = {}
+    absent: set[str] = set()
     for key, q in queries(dialect, start, end).items():
-        if tables is not None and q.table not in tables:
+        if q.table in absent:
             out[key] = Result(missing=True)
             continue
         try:
             out[key] = Result(rows=[tuple(r) for r in warehouse.query(q.sql)])
         except Exception as exc:  # noqa: BLE001 -- one broken section must not lose the whole page
-            out[key] = Result(error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            if _missing_table(exc, q.table):
+                absent.add(q.table)
+                out[key] = Result(missing=True)
+            else:
+                out[key] = Result(error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     return out
 
 
@@ -179,16 +185,16 @@ def _note(text: str, state: str) -> str:
     return f'<p class="note {state}">{_e(text)}</p>'
 
 
-def _unavailable(results: dict[str, Result], keys: tuple[str, ...], what: str) -> Section | None:
-    """A placeholder section when the data of ``keys`` is missing, empty or failed."""
+def _unavailable(section: str, results: dict[str, Result], keys: tuple[str, ...], what: str) -> Section | None:
+    """A placeholder for section ``section`` when the data of ``keys`` is missing, empty or failed."""
     for key in keys:
         r = results[key]
         if r.error:
-            return Section(key, what, _note(f"The query failed: {r.error}", "error"), "error")
+            return Section(section, what, _note(f"The query failed: {r.error}", "error"), "error")
     if all(results[k].missing for k in keys):
-        return Section(keys[0], what, _note(f"No {what.lower()} yet: the table does not exist in this warehouse.", "missing"), "missing")
+        return Section(section, what, _note(f"No {what.lower()} yet: the table does not exist in this warehouse.", "missing"), "missing")
     if all(not results[k].rows or results[k].rows == [(0, 0)] for k in keys):
-        return Section(keys[0], what, _note(f"No {what.lower()} yet in this period.", "empty"), "empty")
+        return Section(section, what, _note(f"No {what.lower()} yet in this period.", "empty"), "empty")
     return None
 
 
@@ -198,7 +204,7 @@ def _roles(roles) -> list[str]:
 
 def section_runs(results: dict[str, Result]) -> Section:
     title = "Runs and sources"
-    missing = _unavailable(results, ("runs",), title)
+    missing = _unavailable("runs", results, ("runs",), title)
     if missing:
         return missing
     per = channel_counts({name: int(total or 0) for name, total in results["run_metrics"].rows})
@@ -222,7 +228,7 @@ def section_runs(results: dict[str, Result]) -> Section:
 
 def section_scores(results: dict[str, Result]) -> Section:
     title = "Experience scores per role"
-    missing = _unavailable(results, ("score_roles", "score_bands"), title)
+    missing = _unavailable("scores", results, ("score_roles", "score_bands"), title)
     if missing:
         return missing
     totals = {role: persons for role, persons, _, _ in results["score_roles"].rows}
@@ -242,7 +248,7 @@ def section_scores(results: dict[str, Result]) -> Section:
 
 def section_trend(results: dict[str, Result]) -> Section:
     title = "Score trend"
-    missing = _unavailable(results, ("trend",), title)
+    missing = _unavailable("trend", results, ("trend",), title)
     if missing:
         return missing
     days = sorted({str(d) for d, _, _, _ in results["trend"].rows})
@@ -256,7 +262,7 @@ def section_trend(results: dict[str, Result]) -> Section:
 
 def section_journeys(results: dict[str, Result]) -> Section:
     title = "Journeys and channel transitions"
-    missing = _unavailable(results, ("outcomes", "paths"), title)
+    missing = _unavailable("journeys", results, ("outcomes", "paths"), title)
     if missing:
         return missing
     links: dict[tuple[int, str, str], float] = defaultdict(float)
@@ -280,7 +286,7 @@ def section_journeys(results: dict[str, Result]) -> Section:
 
 def section_friction(results: dict[str, Result]) -> Section:
     title = "Friction and score drivers"
-    missing = _unavailable(results, ("friction", "drivers"), title)
+    missing = _unavailable("friction", results, ("friction", "drivers"), title)
     if missing:
         return missing
     parts = []
@@ -299,7 +305,7 @@ def section_dead_letters(results: dict[str, Result]) -> Section:
     title = "Dead letters"
     r = results["dead_letters"]
     if r.error or r.missing:
-        return _unavailable(results, ("dead_letters",), title)
+        return _unavailable("dead_letters", results, ("dead_letters",), title)
     if not r.rows:
         return Section("dead_letters", title, _note("No dead letters in this period: every record became a touchpoint.", "ok"), "empty")
     parts: dict[str, dict[str, float]] = defaultdict(dict)
@@ -314,7 +320,7 @@ def section_identity(results: dict[str, Result]) -> Section:
     title = "Identity stitching"
     keys = ("identity_persons", "identity_kinds", "merges", "quarantine")
     if any(results[k].error for k in keys):
-        return _unavailable(results, keys, title)
+        return _unavailable("identity", results, keys, title)
     if results["identity_persons"].missing or not results["identity_persons"].rows or not results["identity_persons"].rows[0][1]:
         return Section("identity", title, _note("No identity data yet: identity stitching has not written identity_map "
                                                 "(or the table is empty) in this warehouse.", "missing"), "missing")
