@@ -136,8 +136,9 @@ class Ga4Adapter(SourceAdapter):
             currency = currency.upper() if currency else None
         pseudo = record["user_pseudo_id"]
         session = params.get("ga_session_id")
-        digest = hashlib.blake2b(json.dumps({**record, **unknown}, sort_keys=True, default=str).encode(),
-                                 digest_size=16).hexdigest()
+        # the row's content (a null column is the same as an absent one: extracts differ there)
+        content = {**record, **{k: v for k, v in unknown.items() if v is not None}}
+        digest = hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
         return Mapped(
             event_id=digest,
             channel=channel,
