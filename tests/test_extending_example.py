@@ -205,3 +205,16 @@ def test_the_cli_reports_a_broken_plugin_without_a_stack_trace(monkeypatch, caps
     assert code == 2 and "Traceback" not in err
     assert "entry point 'chat' = 'nowhere.chat:ChatChannel' (group touchline.channels) cannot be loaded" in err
     assert "fix: install the distribution" in err
+
+
+def test_recommended_model_entries_for_adapter_events_load():
+    from touchline.transforms.scoring.signals import Classifier
+
+    with open(os.path.join(repo_root(), "docs", "extending.md"), encoding="utf-8") as fh:
+        block = re.search(r"```yaml\n# recommended model entries for adapter events\n(.*?)```", fh.read(), re.S).group(1)
+    doc = load_model().document()
+    doc["signals"] = {**yaml.safe_load(block), **doc["signals"]}
+    c = Classifier(parse_model(doc, "docs/extending.md"))
+    assert c.signal("web", "identify", {}) == "identity_link"
+    assert c.signal("transactions", "refund_failed", {}) == "refund_failed"
+    assert c.signal("support", "ticket_updated", {}) == "admin_steps"
