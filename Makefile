@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test bench docs install install-test clean
+.PHONY: demo test bench docs install install-test browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(BIN)/touchline demo $(DEMO_ARGS)
 
-test: $(VENV)/.installed-test
+# Debian's chromium for the report's browser test (installed once with apt-get when missing; the
+# test itself says how to install it where that is impossible)
+browser:
+	@sh tests/install_chromium.sh || echo "make: could not install chromium; tests/test_report_browser.py will say how" >&2
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 docs: $(VENV)/.installed

@@ -8,6 +8,10 @@
     touchline warehouse init            create/upgrade the warehouse tables
     touchline calibrate                 fit scoring weights to survey answers, report held-out accuracy
     touchline erase --identifier K:V    erase a person (GDPR) and keep them out of later runs
+    touchline report --out report.html  a self-contained HTML report of the warehouse (charts, no network)
+
+Long commands print their phases on stderr (``[2/3] running the batch pipeline ...``) with a
+heartbeat while a phase runs; ``--quiet`` turns that off.
 
 Every anticipated failure (bad flag, missing file, unknown channel, unreachable warehouse) prints
 one message naming the problem and the fix, and exits with status 2; ``--debug`` adds the stack.
@@ -40,10 +44,17 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
 
 
+def _progress(args, total: int):
+    from .progress import Progress
+
+    return Progress(total, enabled=False if args.quiet else None)
+
+
 def _cmd_generate(args, _rest) -> int:
     from .sample_data import config_from_args, generate
 
-    manifest = generate(config_from_args(args))
+    with _progress(args, 1).phase(f"generating sample data into {args.out}"):
+        manifest = generate(config_from_args(args))
     totals = manifest.get("totals", {})
     print(f"wrote sample data to {args.out}: {totals.get('input_units', '?')} input records "
           f"({totals.get('good', '?')} good, {totals.get('duplicates', '?')} duplicates, "
@@ -56,12 +67,16 @@ def _cmd_batch(args, rest) -> int:
     from .summary import render
     from touchline.transforms.warehouse import open_warehouse
 
-    result = batch.run(rest, prog="touchline batch")
-    wh = open_warehouse(result.warehouse)
-    try:
-        print(render(result, wh))
-    finally:
-        wh.close()
+    progress = _progress(args, 2)
+    with progress.phase("running the batch pipeline and committing its tables"):
+        result = batch.run(rest, prog="touchline batch")
+    with progress.phase("summarizing the run"):
+        wh = open_warehouse(result.warehouse)
+        try:
+            text = render(result, wh)
+        finally:
+            wh.close()
+    print(text)
     return 0
 
 
@@ -92,7 +107,14 @@ def _cmd_publish(args, _rest) -> int:
 def _cmd_demo(args, rest) -> int:
     from .demo import run_demo
 
-    print(run_demo(args, rest))
+    print(run_demo(args, rest, _progress(args, 4)))
+    return 0
+
+
+def _cmd_report(args, _rest) -> int:
+    from .report import run
+
+    print(run(args, _progress(args, 2)))
     return 0
 
 
@@ -130,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"touchline {__version__}")
     parser.add_argument("--verbose", action="store_true", help="log progress (and Beam's own logs)")
     parser.add_argument("--debug", action="store_true", help="print stack traces of errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from .sample_data import add_arguments as add_sample_data_arguments
@@ -197,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_erase_arguments(erase)
     erase.set_defaults(func=_cmd_erase, passthrough=False)
 
+    from .report import add_arguments as add_report_arguments
+
+    rep = sub.add_parser("report", help="write a self-contained HTML report of the warehouse",
+                         description="Write one HTML page (inline CSS and SVG, no network) with the runs and sources, "
+                                     "score distribution and trend per role, journeys and channel flow, friction and "
+                                     "score drivers, dead letters and identity stitching of the warehouse.")
+    add_report_arguments(rep)
+    rep.set_defaults(func=_cmd_report, passthrough=False)
+
     wh = sub.add_parser("warehouse", help="manage the warehouse")
     wh_sub = wh.add_subparsers(dest="warehouse_command", metavar="ACTION")
     init = wh_sub.add_parser("init", help="create missing tables (and add new columns) from schemas/")
@@ -210,7 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    try:
+        parser = build_parser()  # loads the channel plug-ins (their flags are generated)
+    except ValueError as exc:  # PluginError / SchemaPluginError: a broken plug-in registration
+        if "--debug" in argv:
+            raise
+        print(f"touchline: error: {exc}", file=sys.stderr)
+        return 2
     args, rest = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     if not getattr(args, "func", None):

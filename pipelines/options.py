@@ -77,11 +77,15 @@ class BatchOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         parser.add_argument("--input", default=None,
-                            help="Root folder or gs:// prefix with one sub-folder per channel (ROOT/app/*.avro, ROOT/web/*.jsonl, ...).")
+                            help="Root folder or gs:// prefix with one sub-folder per channel (ROOT/app/*.avro, ROOT/web/*.jsonl, ...); "
+                                 "source adapters' folders (ROOT/segment/, ROOT/ga4/, ...) are read when present.")
         for name in channels.names():
+            what = f"the {name} channel" if channels.get(name).kind == "channel" else f"the {name} source adapter"
             parser.add_argument(f"--{name}_input", default=None, action="append",
-                                help=f"File pattern(s) of the {name} channel (Avro or JSONL); repeatable. Overrides --input for {name}.")
+                                help=f"File pattern(s) of {what} (Avro or JSONL); repeatable. Overrides --input for {name}.")
         for name in channels.names():
+            if not channels.get(name).reads_tables:
+                continue
             parser.add_argument(f"--{name}_table", default=None,
                                 help=f"Read the {name} channel from this BigQuery table (PROJECT.DATASET.TABLE; columns of "
                                      f"its raw schema) between --from_date and --to_date.")
@@ -261,7 +265,12 @@ def resolve_inputs(opts: BatchOptions, tables: tuple[str, ...] = ()) -> dict[str
         if explicit:
             inputs[name] = list(explicit)
         elif opts.input and name not in tables:
-            inputs[name] = [sources.expand_input(opts.input, name)]
+            pattern = sources.expand_input(opts.input, name)
+            # optional sources (adapters) are read under --input only when their folder has files,
+            # unless --channels names them
+            if channels.get(name).optional_under_input and not opts.channels and not sources.match_count([pattern])[pattern]:
+                continue
+            inputs[name] = [pattern]
     if not inputs and not tables:
         raise ConfigError(
             "no input given",

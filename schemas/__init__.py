@@ -16,17 +16,32 @@ from typing import Any
 
 import fastavro
 
-__all__ = ["names", "load", "parsed", "table_schemas", "table_schema", "TableSpec", "WRITE_MODES", "RECOMPUTE_SCOPE",
-           "ERASE_MATCHES"]
+__all__ = ["SchemaPluginError", "names", "load", "parsed", "table_schemas", "table_schema", "TableSpec", "WRITE_MODES",
+           "RECOMPUTE_SCOPE", "ERASE_MATCHES"]
 
 #: The staging-only record that scopes replace_scope writes.
 RECOMPUTE_SCOPE = "_recompute_scope"
 
 
+class SchemaPluginError(ValueError):
+    """A ``touchline.schemas`` entry point that does not lead to a folder of schemas."""
+
+
 def _extra_schema_dirs() -> list[Any]:
     """Folders of plug-in packages registered under the ``touchline.schemas`` entry point group
     (the entry point names a package; its ``*.avsc`` files join the built-in ones)."""
-    return [resources.files(ep.load()) for ep in entry_points(group="touchline.schemas")]
+    folders = {}
+    for ep in entry_points(group="touchline.schemas"):
+        where = f"entry point {ep.name!r} = {ep.value!r} (group touchline.schemas)"
+        try:
+            folder = resources.files(ep.load())
+        except Exception as exc:  # noqa: BLE001 -- reported as one actionable message
+            raise SchemaPluginError(
+                f"{where} cannot be loaded: {type(exc).__name__}: {exc}\n"
+                f"  fix: point it at an importable package (value \"my_plugin.schemas\") that contains *.avsc files, "
+                f"or uninstall the distribution that declares it") from None
+        folders.setdefault(str(folder), folder)
+    return list(folders.values())
 
 
 def _schema_files() -> dict[str, Any]:
@@ -36,7 +51,8 @@ def _schema_files() -> dict[str, Any]:
             if entry.name.endswith(".avsc"):
                 name = entry.name[: -len(".avsc")]
                 if name in files:
-                    raise ValueError(f"schema {name!r} is defined twice ({files[name]} and {entry})")
+                    raise SchemaPluginError(f"schema {name!r} is defined twice ({files[name]} and {entry})\n"
+                                            f"  fix: rename one of the files (plug-in schemas need names of their own)")
                 files[name] = entry
     return files
 

@@ -17,3 +17,12 @@ def test_bigquery_phases_run_against_the_emulator(tmp_path, bigquery_emulator):
     phases = dict(warehouse_bench.bench_bigquery(str(tmp_path), rows=3000, days=3, shard=1000, endpoint=bigquery_emulator.endpoint))
     assert {"load (new keys)", "merge (new keys)", "merge (same keys again (re-run))"} <= set(phases)
     assert all(seconds >= 0 for seconds in phases.values())
+
+
+def test_adapter_parse_benchmark_parses_every_source_without_dead_letters():
+    from benchmarks import adapters_bench
+    from touchline.transforms import channels
+
+    results = adapters_bench.bench_parse(40)
+    assert [name for name, _, _ in results] == [c.name for c in channels.BUILTIN]
+    assert all(n == 40 and seconds >= 0 for _, n, seconds in results)

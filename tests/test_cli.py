@@ -83,5 +83,10 @@ def test_demo_runs_end_to_end(tmp_path):
     for needle in ("Events read per channel", "Dead letters by reason", "Rows written this run", "touchpoints",
                    f"Warehouse: duckdb:{tmp_path / 'demo' / 'touchline.duckdb'}"):
         assert needle in out, needle
+    # progress on stderr, one line per phase start and end (no heartbeat in a short run)
+    assert "[1/4] generating sample data" in result.stderr and "[3/4] summarizing the run: done in" in result.stderr
+    report = tmp_path / "demo" / "report.html"
+    assert f"Report: {report}" in out and "<svg" in report.read_text()
     again = touchline("demo", "--out", str(tmp_path / "demo"), "--persons", "40", "--days", "3")
-    assert again.returncode == 0 and "generating" not in again.stdout  # data reused, re-run idempotent
+    assert again.returncode == 0 and "generating" not in again.stderr  # data reused, re-run idempotent
+    assert "[1/4] reusing the sample data" in again.stderr

@@ -1,10 +1,11 @@
 """Deduplicate touchpoints by event_id (sources deliver at least once).
 
 Copies of an event are combined with a lifted combiner (partial dedup before the shuffle). Exact
-copies are counted (``touchline/<channel>.duplicates``) and dropped; copies that share an event_id
+copies are counted (``touchline/<source>.duplicates``, the source being the touchpoint's
+``origin``: its channel, or the adapter it was read through) and dropped; copies that share an event_id
 but differ in content are a conflict: the version with the smallest content digest wins (so the
 outcome does not depend on file order or sharding) and every other version goes to the dead
-letters with reason ``conflicting_duplicate``. Per channel:
+letters with reason ``conflicting_duplicate``. Per source (channel or adapter):
 ``parsed = unique touchpoints + duplicates + conflicting_duplicate dead letters``.
 """
 
@@ -23,6 +24,11 @@ from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
 CONFLICT = "conflicting_duplicate"
 
 
+def accounting_name(touchpoint: dict) -> str:
+    """The source a touchpoint is counted under: the adapter it was read through, else its channel."""
+    return touchpoint.get("origin") or touchpoint["channel"]
+
+
 def content_digest(touchpoint: dict) -> str:
     """Digest of everything but lineage (``source``, ``person_id``): equal for exact copies."""
     parts = [(k, v) for k, v in touchpoint.items() if k not in ("source", "person_id")]
@@ -34,7 +40,7 @@ def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept:
     return dead_letter(
         run_id=ctx.run_id,
         logical_date=ctx.logical_day,
-        channel=loser["channel"],
+        channel=accounting_name(loser),
         source=loser["source"],
         failed_step="Dedup",
         reason=CONFLICT,
@@ -92,10 +98,10 @@ class _Emit(beam.DoFn):
         _event_id, (count, versions) = element
         winner, losers = versions[0], versions[1:]
         if count > len(versions):
-            self._count("duplicates", winner["channel"], count - len(versions))
+            self._count("duplicates", accounting_name(winner), count - len(versions))
         yield winner
         for loser in losers:
-            self._count("dead_letter.conflicting_duplicate", loser["channel"], 1)
+            self._count("dead_letter.conflicting_duplicate", accounting_name(loser), 1)
             yield beam.pvalue.TaggedOutput(
                 DEAD_LETTERS, conflict_dead_letter(self._ctx, self._redactor, loser, f"kept the version read at {winner['source']}")
             )

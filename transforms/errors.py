@@ -41,6 +41,16 @@ _PHONE = re.compile(r"(?<![\w.])(?:\+|00)\d[\d ().\-]{6,}\d")
 #: A redaction token's identifier hash (group 1) inside text: ``<email:0123...cdef>``.
 TOKEN_HASH_PATTERN = r"<[a-z_]+:([0-9a-f]{32})>"
 
+_PII_KEY = re.compile(r"e_?mail|phone|mobile", re.IGNORECASE)
+
+
+def _pii_kind(key: str) -> str | None:
+    """email / phone when a field name says it holds one (its last dotted part)."""
+    last = key.rsplit(".", 1)[-1]
+    if not _PII_KEY.search(last):
+        return None
+    return "email" if re.search("mail", last, re.IGNORECASE) else "phone"
+
 
 class Redactor:
     """Replaces e-mails and phone numbers in text with keyed-hash tokens."""
@@ -63,6 +73,16 @@ class Redactor:
         text = _PII_PAIR.sub(self._pair, text)
         text = _EMAIL.sub(lambda m: self._token("email", m.group(0)), text)
         return _PHONE.sub(lambda m: self._token("phone", m.group(0)), text)
+
+    def field(self, key: str, value: str) -> str:
+        """Redact the value of a named field: the whole value when the name says e-mail or phone
+        (``traits.phone`` = ``555 0100`` has no pattern to find), else as :meth:`value`."""
+        kind = _pii_kind(key)
+        if kind is not None and value and not value.startswith("<"):
+            looks = "@" in value if kind == "email" else sum(c.isdigit() for c in value) >= 5
+            if looks:  # not "email_verified": "true"
+                return self._token(kind, value)
+        return self.value(value)
 
     def value(self, value: str) -> str:
         """Redact a single attribute value (only if it may contain PII: the patterns need '@',

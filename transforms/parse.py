@@ -55,7 +55,8 @@ class ParseFn(beam.DoFn):
 
     def setup(self):
         self._spec = channels.get(self._channel)
-        self._conform = Conformer(schemas.load(self._spec.schema_name))
+        self._conform = Conformer(schemas.load(self._spec.schema_name), dict(self._spec.enum_reasons),
+                                  int_strings=self._spec.int_strings)
         self._hasher = Hasher(resolve_key(self._ctx.hash_key_source))
         self._redactor = Redactor(self._hasher)
         self._read = Metrics.counter(NAMESPACE, f"{self._channel}.read")

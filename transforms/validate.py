@@ -10,7 +10,13 @@ Compiled once per schema into closures (no per-record schema walking). Failures 
 * ``invalid_value`` -- any other enum value outside its symbols
 
 Fields the schema does not know are returned separately (they are preserved as attributes, never
-dropped). Values of records read from Avro files written with an older or newer schema go through
+dropped), nested ones under their dotted path (``device.vendor``, ``items[0].coupon``).
+Two extensions for external formats (source adapters):
+
+* a ``{"type": "string", "logicalType": "json"}`` field takes any JSON value as it is (an open-ended
+  object such as Segment's ``properties``; the adapter reads and flattens it);
+* ``Conformer(..., int_strings=True)`` accepts decimal strings for int/long values (BigQuery's JSON
+  exports write INT64 as strings to keep 64-bit precision). Values of records read from Avro files written with an older or newer schema go through
 the same path, so schema evolution (added optional fields with defaults) needs nothing special.
 """
 
@@ -29,6 +35,23 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+#: keys of the ``named`` dict that carry compile options rather than named types
+_EXTRAS = "\x00extras"
+_INT_STRINGS = "\x00int_strings"
+
+
+def _any_json(value: Any, path: str) -> Any:
+    return value
+
+
+def _check_int_or_string(value: Any, path: str) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+    return _check_int(value, path)
+
+
 def _compile(avro_type: Any, enum_reason: str, named: dict[str, Check]) -> tuple[Check, bool]:
     """Return (check, nullable). check(value, path) returns the conformed value or raises."""
     if isinstance(avro_type, list):
@@ -41,8 +64,12 @@ def _compile(avro_type: Any, enum_reason: str, named: dict[str, Check]) -> tuple
     if isinstance(avro_type, str):
         if avro_type in named:
             return named[avro_type], False
+        if avro_type in ("int", "long") and named.get(_INT_STRINGS):
+            return _check_int_or_string, False
         return _PRIMITIVE_CHECKS[avro_type], False
     kind = avro_type["type"]
+    if avro_type.get("logicalType") == "json":
+        return _any_json, False
     if kind == "enum":
         symbols = frozenset(avro_type["symbols"])
 
@@ -57,11 +84,14 @@ def _compile(avro_type: Any, enum_reason: str, named: dict[str, Check]) -> tuple
         return check_enum, False
     if kind == "record":
         conform = _compile_record(avro_type, named)
+        extras = named.get(_EXTRAS)
 
         def check_record(value: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise TouchpointError("wrong_type", f"{path}: expected an object, got {_type_name(value)}")
-            record, _extra = conform(value, path + ".")
+            record, extra = conform(value, path + ".")
+            if extra and extras is not None:
+                extras.extend((f"{path}.{k}", v) for k, v in extra.items())
             return record
 
         named[avro_type["name"]] = check_record
@@ -91,6 +121,8 @@ def _compile(avro_type: Any, enum_reason: str, named: dict[str, Check]) -> tuple
 
         return check_array, False
     if kind in _PRIMITIVE_CHECKS:  # {"type": "long", "logicalType": ...}
+        if kind in ("int", "long") and named.get(_INT_STRINGS):
+            return _check_int_or_string, False
         return _PRIMITIVE_CHECKS[kind], False
     raise ValueError(f"unsupported Avro type {avro_type!r}")
 
@@ -187,10 +219,10 @@ def _fast_check(avro_type: Any) -> tuple[str, Any] | None:
     return None
 
 
-def _generate(schema: dict[str, Any], reasons: dict[str, str]):
+def _generate(schema: dict[str, Any], reasons: dict[str, str], extras: list | None = None, int_strings: bool = False):
     """Generate a specialized conform function: exact-type fast paths inline, the compiled
     closures of :func:`_compile` only when a value needs conversion or is wrong (for the error)."""
-    named: dict[str, Check] = {}
+    named: dict[str, Any] = {_EXTRAS: extras, _INT_STRINGS: int_strings}
     env: dict[str, Any] = {"_M": _MISSING, "TE": TouchpointError}
     lines = ["def conform(d):", "    get = d.get", "    out = {}"]
     for i, f in enumerate(schema["fields"]):
@@ -244,9 +276,23 @@ class Conformer:
     so both paths give the same results and messages.
     """
 
-    def __init__(self, schema: dict[str, Any], reasons: dict[str, str] | None = None):
-        self._conform = _generate(schema, reasons or {"event_type": "unknown_event_type"})
+    def __init__(self, schema: dict[str, Any], reasons: dict[str, str] | None = None, int_strings: bool = False):
+        # unknown fields of nested records, collected while one datum is conformed (a Conformer
+        # serves one DoFn instance, i.e. one thread)
+        self._nested: list[tuple[str, Any]] = []
+        self._conform = _generate(schema, reasons or {"event_type": "unknown_event_type"}, self._nested, int_strings)
 
     def __call__(self, datum: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(conformed record, unknown fields). Raises TouchpointError."""
-        return self._conform(datum)
+        """(conformed record, unknown fields: top-level by name, nested by dotted path). Raises TouchpointError."""
+        nested = self._nested
+        if nested:
+            nested.clear()
+        try:
+            record, unknown = self._conform(datum)
+        except BaseException:
+            nested.clear()
+            raise
+        if nested:
+            unknown = {**unknown, **dict(nested)}
+            nested.clear()
+        return record, unknown

@@ -58,6 +58,25 @@ class ChannelSpec:
     attribute_fields: ClassVar[tuple[str, ...]] = ()
     timestamp_field: ClassVar[str] = "occurred_at"
     default_role: ClassVar[str] = "customer"
+    #: "channel" (records already in Touchline's raw format of this channel) or "adapter" (an
+    #: external format mapped onto canonical channels, see touchline.transforms.channels.adapter)
+    kind: ClassVar[str] = "channel"
+    #: canonical channels this source's touchpoints belong to (empty: its own name)
+    produces: ClassVar[tuple[str, ...]] = ()
+    #: with ``--input ROOT``, read ``ROOT/<name>/`` only when that folder exists (instead of
+    #: requiring it): adapters and optional plug-ins
+    optional_under_input: ClassVar[bool] = False
+    #: accept decimal strings for int/long fields (BigQuery JSON exports write INT64 as strings)
+    int_strings: ClassVar[bool] = False
+    #: can be read from a BigQuery table whose columns are the raw schema (``--<name>_table``)
+    reads_tables: ClassVar[bool] = True
+    #: top-level enum fields whose unknown values are the reason ``unknown_event_type`` (others:
+    #: ``invalid_value``)
+    enum_reasons: ClassVar[Mapping[str, str]] = {"event_type": "unknown_event_type"}
+
+    @classmethod
+    def channels_produced(cls) -> tuple[str, ...]:
+        return cls.produces or (cls.name,)
 
     def validate(self, record: dict[str, Any]) -> None:
         """Semantic checks beyond the schema; raise TouchpointError('invalid_value', ...)."""
@@ -135,6 +154,7 @@ class ChannelSpec:
             "currency": None,
             "attributes": dict(sorted(attributes.items())) if len(attributes) > 1 else attributes,
             "source": source,
+            "origin": self.name,
         }
         for column, field in self.reference_fields.items():
             touchpoint[column] = record.get(field)

@@ -83,6 +83,9 @@ class SignalSpec:
     daily_cap: int
     failure: bool
     matchers: tuple[Matcher, ...]
+    #: a signal plug-in (touchline.transforms.scoring.plugins) deciding among the matched touchpoints
+    plugin: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,33 @@ def _matcher(path: str, where: str, entry: Any) -> Matcher:
     return Matcher(channels, types, tuple(attrs))
 
 
+def _plugin(path: str, where: str, spec: dict) -> tuple[str | None, tuple[tuple[str, Any], ...]]:
+    """(plug-in name, validated params) of a signal entry, or (None, ()) for a plain signal."""
+    from . import plugins
+
+    if "plugin" not in spec:
+        if "params" in spec:
+            raise _fail(path, f"{where}.params", "is only for plug-in signals", "add `plugin: NAME` or remove `params`")
+        return None, ()
+    name = spec["plugin"]
+    if not isinstance(name, str) or not name:
+        raise _fail(path, f"{where}.plugin", f"must be the name of a signal plug-in, got {name!r}")
+    try:
+        cls = plugins.get(name)
+    except KeyError:
+        known = plugins.registry()
+        raise _fail(path, f"{where}.plugin", f"no signal plug-in named {name!r} is installed" + _suggest(name, known),
+                    f"install the distribution that registers it under the {plugins.GROUP} entry point group, "
+                    f"or use one of: {', '.join(sorted(known))}") from None
+    given = _mapping(path, f"{where}.params", spec.get("params") or {})
+    try:
+        checked = cls.check_params(given)
+    except ValueError as exc:
+        takes = ", ".join(f"{k} ({t.__name__})" for k, (t, _) in cls.params.items()) or "no parameters"
+        raise _fail(path, f"{where}.params", str(exc), f"plug-in {name} takes {takes}") from None
+    return name, tuple(sorted(checked.items()))
+
+
 def _signal_refs(path: str, where: str, value: Any, known: set[str]) -> frozenset[str]:
     names = _strings(path, where, value, allow_empty=True)
     for name in names:
@@ -339,12 +369,13 @@ def parse_model(doc: Any, path: str = "<model>") -> ScoringModel:
     for name, spec in raw_signals.items():
         where = f"signals.{name}"
         spec = _mapping(path, where, spec)
-        _keys(path, where, spec, ("weight", "daily_cap", "failure", "match", "doc"))
+        _keys(path, where, spec, ("weight", "daily_cap", "failure", "match", "doc", "plugin", "params"))
         if "weight" not in spec:
             raise _fail(path, where, "has no weight", "add e.g. `weight: -1.0` (negative = bad experience)")
-        if "match" not in spec:
+        plugin, params = _plugin(path, where, spec)
+        if "match" not in spec and plugin is None:
             raise _fail(path, where, "has no match", "add e.g. `match: [{event_type: app_crash}]` ([{}] matches anything)")
-        matchers = spec["match"]
+        matchers = spec.get("match", [{}])
         if not isinstance(matchers, list) or not matchers:
             raise _fail(path, f"{where}.match", f"must be a non-empty list of conditions, got {matchers!r}")
         failure = spec.get("failure", False)
@@ -356,6 +387,8 @@ def parse_model(doc: Any, path: str = "<model>") -> ScoringModel:
             daily_cap=_integer(path, f"{where}.daily_cap", spec.get("daily_cap", 10)),
             failure=failure,
             matchers=tuple(_matcher(path, f"{where}.match[{i}]", m) for i, m in enumerate(matchers)),
+            plugin=plugin,
+            params=params,
         ))
     known = {s.name for s in signals}
     if SURVEY_SIGNAL in known:

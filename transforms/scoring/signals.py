@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable, NamedTuple
 
 from .model import SURVEY_SIGNAL, ScoringModel, SignalSpec
+from .plugins import SignalPlugin, build
 from .surveys import observed_score
 
 
@@ -27,11 +28,13 @@ class Step(NamedTuple):
 
 
 class Classifier:
-    """Matches touchpoints to a model's signals; build one per worker (it caches per event type)."""
+    """Matches touchpoints to a model's signals; build one per worker (it caches per event type and
+    builds the model's signal plug-ins)."""
 
     def __init__(self, model: ScoringModel):
         self._signals = model.signals
         self._candidates: dict[str, tuple[SignalSpec, ...]] = {}
+        self._plugins: dict[str, SignalPlugin] = {s.name: build(s.plugin, dict(s.params)) for s in model.signals if s.plugin}
 
     def _for_type(self, event_type: str) -> tuple[SignalSpec, ...]:
         found = self._candidates.get(event_type)
@@ -41,11 +44,21 @@ class Classifier:
             self._candidates[event_type] = found
         return found
 
-    def signal(self, channel: str, event_type: str, attributes: dict[str, str]) -> str | None:
+    def signal(self, channel: str, event_type: str, attributes: dict[str, str],
+               touchpoint: dict[str, Any] | None = None) -> str | None:
+        """The first signal of the model that fits (plug-in signals decide among their matches;
+        they see ``touchpoint``, or the three fields given when there is none)."""
         for spec in self._for_type(event_type):
             for matcher in spec.matchers:
                 if matcher.matches(channel, event_type, attributes):
-                    return spec.name
+                    plugin = self._plugins.get(spec.name) if self._plugins else None
+                    if plugin is None:
+                        return spec.name
+                    row = touchpoint if touchpoint is not None else {
+                        "channel": channel, "event_type": event_type, "attributes": attributes}
+                    if plugin.matches(row):
+                        return spec.name
+                    break
         return None
 
     def step(self, touchpoint: dict[str, Any]) -> Step:
@@ -53,7 +66,7 @@ class Classifier:
         if observed is not None:
             signal, value = SURVEY_SIGNAL, (observed - 50.0) / 50.0
         else:
-            signal = self.signal(touchpoint["channel"], touchpoint["event_type"], touchpoint.get("attributes") or {})
+            signal = self.signal(touchpoint["channel"], touchpoint["event_type"], touchpoint.get("attributes") or {}, touchpoint)
             value = 1.0
         return Step(
             time=touchpoint["event_time"],

@@ -1,0 +1,2 @@
+"""touchline-chat: a live-chat channel and a 'long hold time' signal for Touchline (worked example
+of docs/extending.md)."""

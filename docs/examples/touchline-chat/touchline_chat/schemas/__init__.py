@@ -1,0 +1,1 @@
+"""Avro schemas of touchline-chat (registered under the touchline.schemas entry point group)."""
