@@ -38,7 +38,7 @@ from touchline.transforms.sources import ReadChannelFiles
 
 from . import __version__
 from .experience_summary import summary_sections
-from .options import BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
+from .options import BatchOptions, BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
 
 log = logging.getLogger("touchline")
 
@@ -184,8 +184,55 @@ def _clear(path: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def commits_in_pipeline(options: PipelineOptions) -> bool:
+    """Whether the commit is the pipeline's last step instead of the driver's job after it.
+
+    A Dataflow (Flex) Template's launcher only *creates* the job (``--template_location``) and exits:
+    nothing after ``run()`` happens there, so the commit must be a step of the job itself."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    mode = options.view_as(BatchOptions).commit
+    template = options.view_as(GoogleCloudOptions).template_location
+    if template and mode == "driver":
+        raise ConfigError(
+            "--commit=driver cannot work when a template is created (--template_location): the launcher exits "
+            "before the job runs, so a driver commit would apply empty staging",
+            "omit --commit (auto) or pass --commit=pipeline")
+    if mode == "auto":
+        return bool(template)
+    return mode == "pipeline"
+
+
+class CommitRun(beam.DoFn):
+    """The commit as a pipeline step: runs once, after every table's staging files are final (its
+    input is the global count of staged files), and applies them plus the ``pipeline_runs`` row in
+    one warehouse transaction, exactly as the driver would. Staging files are kept (a retried bundle
+    re-applies the same rows by key; a commit of emptied staging would wipe ``replace`` tables); the
+    next run of the same run id clears them, and a bucket lifecycle rule removes old ones."""
+
+    def __init__(self, warehouse_url: str, staging_dir: str, tables: tuple[str, ...], run_row: dict):
+        self._url = warehouse_url
+        self._staging_dir = staging_dir
+        self._tables = tables
+        self._run_row = run_row
+
+    def process(self, staged_files: int):
+        from touchline.transforms.warehouse import open_warehouse
+
+        row = {**self._run_row, "finished_at": int(time.time() * 1e6),
+               "metrics": [*self._run_row["metrics"], {"name": "staged_files", "value": int(staged_files)}]}
+        warehouse = open_warehouse(self._url)
+        try:
+            written = warehouse.commit(self._staging_dir, self._tables, rows={"pipeline_runs": [row]})
+        finally:
+            warehouse.close()
+        log.info("committed run %s to %s: %s", row["run_id"], self._url, written)
+        yield written
+
+
 def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     _ensure_runner(options)
+    in_pipeline = commits_in_pipeline(options)
     ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source)
     warehouse = plan.warehouse
     warehouse.init()
@@ -198,27 +245,35 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     history = experience_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
     tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, state, table_reads,
                             plan.model, plan.experience, history)
-    for table, rows in tables.items():
-        rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir)
-    result = p.run()
-    state = result.wait_until_finish()
-    if state != PipelineState.DONE:
-        raise RuntimeError(f"pipeline ended in state {state}; nothing was committed (staging kept at {plan.staging_dir})")
-    counts = counters(result)
-    finished = time.time()
+    staged = [rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir) for table, rows in tables.items()]
     run_row = {
         "run_id": plan.run_id,
         "pipeline": "batch",
         "logical_date": ctx.logical_day,
         "started_at": int(started * 1e6),
-        "finished_at": int(finished * 1e6),
+        "finished_at": int(started * 1e6),
         "status": "succeeded",
         "runner": options.view_as(StandardOptions).runner,
         "touchline_version": __version__,
         "model_version": plan.model.model_version if plan.model else None,
         "inputs": plan.input_labels(),
-        "metrics": [{"name": k, "value": v} for k, v in counts.items()],
+        "metrics": [],
     }
+    if in_pipeline:
+        _ = (staged | "FlattenStaged" >> beam.Flatten()
+             | "CountStaged" >> beam.combiners.Count.Globally()
+             | "CommitRun" >> beam.ParDo(CommitRun(warehouse.url, plan.staging_dir, tuple(tables), run_row)))
+    result = p.run()
+    state = result.wait_until_finish()  # returns at once when only a template was created
+    if state != PipelineState.DONE:
+        raise RuntimeError(f"pipeline ended in state {state}; nothing was committed (staging kept at {plan.staging_dir})")
+    if in_pipeline:
+        job = getattr(result, "job_id", lambda: None)() if getattr(result, "has_job", True) else None
+        return RunResult(plan.run_id, warehouse.url, {}, {}, time.time() - started, plan.staging_dir,
+                         extra={"commit": "in pipeline (step CommitRun)", "job_id": job})
+    counts = counters(result)
+    finished = time.time()
+    run_row.update(finished_at=int(finished * 1e6), metrics=[{"name": k, "value": v} for k, v in counts.items()])
     written = warehouse.commit(plan.staging_dir, tables, rows={"pipeline_runs": [run_row]})
     _clear(plan.staging_dir)
     return RunResult(plan.run_id, warehouse.url, counts, written, finished - started, plan.staging_dir,
@@ -234,4 +289,4 @@ def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
         plan.warehouse.close()
 
 
-__all__ = ["build_pipeline", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]
+__all__ = ["build_pipeline", "CommitRun", "commits_in_pipeline", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]

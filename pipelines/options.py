@@ -99,6 +99,10 @@ class BatchOptions(PipelineOptions):
                             help="Storage Read streams per --<channel>_table input (upper bound; default 16).")
         parser.add_argument("--channels", default=None,
                             help=f"Comma-separated channels to read (default: all of {', '.join(channels.names())}).")
+        parser.add_argument("--commit", default="auto", choices=("auto", "driver", "pipeline"),
+                            help="Who commits the staged tables: the launching process after the pipeline succeeded "
+                                 "(driver), or the pipeline's last step CommitRun (pipeline: Dataflow templates, whose "
+                                 "launcher exits once the job exists). auto (default) = pipeline with --template_location.")
         parser.add_argument("--split_mb", type=int, default=64,
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
 

@@ -176,3 +176,34 @@ def test_stitching_precision_and_recall_against_ground_truth(sample, first_run):
     assert precision >= 0.995, precision
     assert recall >= 0.75, recall
     assert recall >= 0.98 * best_recall, (recall, best_recall)
+
+
+def test_template_launch_commits_in_the_pipeline(sample, first_run, tmp_path):
+    """A Flex Template's launcher only creates the job (--template_location) and exits, so the commit is
+    the pipeline's last step (CommitRun). Run that path locally through the launcher itself: every
+    table equals the driver-committed run's."""
+    from touchline.pipelines.flex import launch
+
+    out, _, _ = sample
+    warehouse, first = first_run
+    other = str(tmp_path / "template.duckdb")
+    code = launch("batch", ["--input", str(out), "--warehouse", other, *BASE_FLAGS, "--runner", "DirectRunner",
+                            "--template_location", str(tmp_path / "template.json")])
+    assert code == 0
+    a, b = dump(warehouse), dump(other)
+    runs_a, runs_b = a.pop("pipeline_runs"), b.pop("pipeline_runs")
+    assert a == b
+    assert [r[0] for r in runs_a] == [r[0] for r in runs_b] == [first.run_id]
+    con = duckdb.connect(other, read_only=True)
+    metrics = dict((m["name"], m["value"]) for m in con.execute("SELECT metrics FROM pipeline_runs").fetchone()[0])
+    con.close()
+    assert metrics["staged_files"] > 0
+
+
+def test_template_launch_refuses_a_driver_commit(sample, tmp_path):
+    from touchline.pipelines.flex import launch
+
+    out, _, _ = sample
+    code = launch("batch", ["--input", str(out), "--warehouse", str(tmp_path / "x.duckdb"), *BASE_FLAGS,
+                            "--template_location", str(tmp_path / "t.json"), "--commit", "driver"])
+    assert code == 2
