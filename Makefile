@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test bench docs install install-test browser clean
+.PHONY: demo test bench docs deploy-files test-airflow install install-test browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ test: $(VENV)/.installed-test browser
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m touchline.pipelines.docs tables --write docs/tables.md
+
+# generated deployment files: Flex Template metadata (from the options) and Terraform tables (from schemas/)
+deploy-files: $(VENV)/.installed
+	$(BIN)/python -m touchline.pipelines.deploy all --write
+
+# The Airflow DAG under real Airflow (opt-in, ~8 minutes to install): a separate venv, so Airflow's
+# pins never touch the project's. The default suite checks the DAG without Airflow (tests/test_airflow_dag.py).
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_PACKAGES ?= apache-airflow apache-airflow-providers-google pytest
+$(AIRFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet $(AIRFLOW_PACKAGES)
+	touch $@
+
+test-airflow: $(AIRFLOW_VENV)/.installed
+	$(AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider deploy/airflow/tests
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
