@@ -230,6 +230,16 @@ class CommitRun(beam.DoFn):
         yield written
 
 
+def stage_tables(tables: dict[str, beam.PCollection], warehouse, staging_dir: str, commit: CommitRun | None = None) -> None:
+    """The graph's end: ``Stage<Table>`` per table, then (with ``commit``) ``CommitRun`` once every
+    staging file is final."""
+    staged = [rows | f"Stage{camel(table)}" >> warehouse.stage(table, staging_dir) for table, rows in tables.items()]
+    if commit is not None:
+        _ = (staged | "FlattenStaged" >> beam.Flatten()
+             | "CountStaged" >> beam.combiners.Count.Globally()
+             | "CommitRun" >> beam.ParDo(commit))
+
+
 def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     _ensure_runner(options)
     in_pipeline = commits_in_pipeline(options)
@@ -245,7 +255,6 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     history = experience_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
     tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, state, table_reads,
                             plan.model, plan.experience, history)
-    staged = [rows | f"Stage{camel(table)}" >> warehouse.stage(table, plan.staging_dir) for table, rows in tables.items()]
     run_row = {
         "run_id": plan.run_id,
         "pipeline": "batch",
@@ -259,10 +268,8 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
         "inputs": plan.input_labels(),
         "metrics": [],
     }
-    if in_pipeline:
-        _ = (staged | "FlattenStaged" >> beam.Flatten()
-             | "CountStaged" >> beam.combiners.Count.Globally()
-             | "CommitRun" >> beam.ParDo(CommitRun(warehouse.url, plan.staging_dir, tuple(tables), run_row)))
+    commit = CommitRun(warehouse.url, plan.staging_dir, tuple(tables), run_row) if in_pipeline else None
+    stage_tables(tables, warehouse, plan.staging_dir, commit)
     result = p.run()
     state = result.wait_until_finish()  # returns at once when only a template was created
     if state != PipelineState.DONE:
@@ -289,4 +296,4 @@ def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
         plan.warehouse.close()
 
 
-__all__ = ["build_pipeline", "CommitRun", "commits_in_pipeline", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]
+__all__ = ["build_pipeline", "CommitRun", "commits_in_pipeline", "stage_tables", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]

@@ -120,6 +120,12 @@ def test_multi_processing_runner_gives_identical_tables(sample, first_run, tmp_p
     con.close()
     strip = lambda rows: [tuple(v for c, v in zip(run_cols, row) if c not in timing) for row in rows]  # noqa: E731
     assert strip(a.pop("pipeline_runs")) == strip(b.pop("pipeline_runs"))
+    # every warehouse table is compared, and the comparison is not vacuous
+    from touchline import schemas
+
+    assert set(schemas.table_schemas()) - {"pipeline_runs"} <= set(b)
+    for table in ("touchpoints", "dead_letters", "identity_map", "journeys", "person_scores_daily", "person_scores_current"):
+        assert b[table], f"{table} is empty: the comparison would prove nothing"
     assert a == b
 
 
