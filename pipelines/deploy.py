@@ -205,6 +205,12 @@ def step_labels_text(template: Template) -> str:
     return "\n".join(header + labels) + "\n"
 
 
+def generated_paths() -> list[str]:
+    """The generated files' paths (cheap: builds nothing)."""
+    return ([metadata_path(t) for t in TEMPLATES] + [labels_path(t) for t in TEMPLATES]
+            + ["deploy/terraform/tables.tf.json"])
+
+
 @functools.cache
 def generated_files() -> dict[str, str]:
     """Relative path under the repository -> content."""

@@ -31,8 +31,9 @@ def read(*parts: str) -> str:
 
 
 # -- generated files ---------------------------------------------------------------------------
-@pytest.mark.parametrize("path", sorted(deploy.generated_files()))
+@pytest.mark.parametrize("path", deploy.generated_paths())
 def test_generated_file_is_up_to_date(path):
+    assert sorted(deploy.generated_paths()) == sorted(deploy.generated_files())
     assert os.path.exists(os.path.join(ROOT, path)), f"{path} is missing: run `make deploy-files`"
     assert read(path) == deploy.generated_files()[path], (
         f"{path} is out of date with the options/schemas: run `make deploy-files` "
@@ -232,3 +233,32 @@ def test_terraform_variables_are_declared_and_parameters_exist():
     for block, template in ((stream_block, "stream"), (batch_block, "batch")):
         keys = set(re.findall(r"^\s+(\w+)\s*=", block[block.index("merge({"):block.index("}, var.")], re.M))
         assert keys and keys <= params[template], (template, keys - params[template])
+
+
+# -- docs ----------------------------------------------------------------------------------------
+def _anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+
+
+def test_runbook_has_the_sections_the_code_points_to():
+    headings = {line[3:].strip() for line in read("docs", "runbook.md").splitlines() if line.startswith("## ")}
+    assert "Schema change" in headings
+    for sub in ("transforms", "pipelines"):
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, sub)):
+            for name in files:
+                if name.endswith(".py"):
+                    text = open(os.path.join(dirpath, name), encoding="utf-8").read()
+                    for section in re.findall(r"docs/runbook\.md, '([^']+)'", text):
+                        assert section in headings, f"{name} points to runbook section {section!r}, which does not exist"
+
+
+@pytest.mark.parametrize("doc", ["deploy.md", "runbook.md"])
+def test_links_of_the_deploy_docs_resolve(doc):
+    text = read("docs", doc)
+    for target, anchor in re.findall(r"\]\(([^)#:]+\.md)?(?:#([^)]+))?\)", text):
+        path = os.path.join(ROOT, "docs", target or doc)
+        assert os.path.exists(path), f"{doc} links to {target}, which does not exist"
+        if anchor:
+            with open(path, encoding="utf-8") as fh:
+                anchors = {_anchor(line.lstrip("#").strip()) for line in fh if line.startswith("#")}
+            assert anchor in anchors, f"{doc} links to {target or doc}#{anchor}, which has no such heading"
