@@ -42,9 +42,10 @@ deploy-files: $(VENV)/.installed
 # The Airflow DAG under real Airflow (opt-in, ~8 minutes to install): a separate venv, so Airflow's
 # pins never touch the project's. The default suite checks the DAG without Airflow (tests/test_airflow_dag.py).
 AIRFLOW_VENV ?= .venv-airflow
-AIRFLOW_PACKAGES ?= apache-airflow apache-airflow-providers-google pytest
-$(AIRFLOW_VENV)/.installed:
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
+# (the Google provider's Dataflow hook imports the apache-beam provider, which brings Apache Beam)
+AIRFLOW_PACKAGES ?= apache-airflow apache-airflow-providers-google apache-airflow-providers-apache-beam pytest
+$(AIRFLOW_VENV)/.installed: Makefile
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/pip install --quiet $(AIRFLOW_PACKAGES)
 	touch $@
 

@@ -12,16 +12,19 @@ import sys
 
 log = logging.getLogger("touchline")
 
-#: Beam flags the template image implies unless the launch passes them.
-IMAGE_DEFAULTS = (
+#: Flags the template image implies unless the launch passes them.
+IMAGE_DEFAULTS = {
     # the Beam SDK is installed in the worker image: do not download and stage an SDK tarball
-    ("--sdk_location", "container"),
-)
+    "batch": (("--sdk_location", "container"),
+              # the launcher exits once the job exists: the job commits its own tables (CommitRun)
+              ("--commit", "pipeline")),
+    "stream": (("--sdk_location", "container"),),
+}
 
 
-def with_image_defaults(argv: list[str]) -> list[str]:
+def with_image_defaults(kind: str, argv: list[str]) -> list[str]:
     given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
-    return [*argv, *(f"{flag}={value}" for flag, value in IMAGE_DEFAULTS if flag not in given)]
+    return [*argv, *(f"{flag}={value}" for flag, value in IMAGE_DEFAULTS.get(kind, ()) if flag not in given)]
 
 
 def launch(kind: str, argv: list[str]) -> int:
@@ -31,7 +34,7 @@ def launch(kind: str, argv: list[str]) -> int:
     from .options import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    argv = with_image_defaults(argv)
+    argv = with_image_defaults(kind, argv)
     try:
         if kind == "batch":
             from . import batch

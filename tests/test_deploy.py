@@ -262,3 +262,13 @@ def test_links_of_the_deploy_docs_resolve(doc):
             with open(path, encoding="utf-8") as fh:
                 anchors = {_anchor(line.lstrip("#").strip()) for line in fh if line.startswith("#")}
             assert anchor in anchors, f"{doc} links to {target or doc}#{anchor}, which has no such heading"
+
+
+def test_launcher_defaults_commit_in_the_job_and_the_sdk_from_the_image():
+    from touchline.pipelines.flex import with_image_defaults
+
+    assert with_image_defaults("batch", ["--input=gs://b/x"]) == [
+        "--input=gs://b/x", "--sdk_location=container", "--commit=pipeline"]
+    assert with_image_defaults("batch", ["--commit=pipeline", "--sdk_location=/x.tar.gz"]) == [
+        "--commit=pipeline", "--sdk_location=/x.tar.gz"]
+    assert with_image_defaults("stream", []) == ["--sdk_location=container"]

@@ -13,11 +13,12 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def dag(tmp_path_factory):
     os.environ.setdefault("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow")))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     try:
         from airflow.dag_processing.dagbag import DagBag  # Airflow >= 3.1
     except ImportError:
         from airflow.models import DagBag
-    bag = DagBag(dag_folder=os.path.join(HERE, "touchline_batch.py"), include_examples=False)
+    bag = DagBag(dag_folder=os.path.join(HERE, "touchline_batch.py"))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag("touchline_batch")
 
