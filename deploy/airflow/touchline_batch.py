@@ -13,7 +13,8 @@ Runs go one at a time (``max_active_runs=1``): commits to one dataset are serial
 backfill then replays history in date order, which identity stitching's carried-forward state
 expects. Settings come from environment variables of the Airflow deployment (read at parse time,
 no metadata-database access) and can be overridden per run through the DAG's params.
-Needs ``apache-airflow-providers-google``. docs/deploy.md and docs/runbook.md describe the operation.
+Needs ``apache-airflow-providers-google`` and ``apache-airflow-providers-apache-beam`` (the Google
+provider's Dataflow hook imports it). docs/deploy.md and docs/runbook.md describe the operation.
 """
 
 from __future__ import annotations
