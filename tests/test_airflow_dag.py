@@ -59,6 +59,7 @@ def test_one_flex_template_task_passing_the_logical_date():
     kw = _kwargs(task)
     assert _literal(kw["task_id"]) == "run_batch"
     assert _literal(kw["wait_until_finished"]) is True, "the task must end when the run's commit is done"
+    assert _literal(kw["append_job_name"]) is False, "one active job per date: Dataflow refuses a duplicate name"
     body = _literal(kw["body"])["launchParameter"]
     params = body["parameters"]
     assert params["logical_date"] == "{{ ds }}", "idempotent per logical date: the run's date is the DAG run's"

@@ -86,5 +86,7 @@ with DAG(
         },
         # the batch template commits as its last step: the task succeeds only once the rows are in
         wait_until_finished=True,
-        append_job_name=True,
+        # the job name stays touchline-batch-<date>: Dataflow refuses a second *active* job of that
+        # name, so a retry cannot run beside a still-running attempt of the same date
+        append_job_name=False,
     )

@@ -31,6 +31,7 @@ def test_dag_imports_with_one_flex_template_task(dag):
     task = dag.get_task("run_batch")
     assert isinstance(task, DataflowStartFlexTemplateOperator)
     assert task.wait_until_finished is True
+    assert task.append_job_name is False
     assert dag.catchup is True and dag.max_active_runs == 1
     assert "body" in task.template_fields
 
