@@ -27,13 +27,18 @@ def with_image_defaults(kind: str, argv: list[str]) -> list[str]:
     return [*argv, *(f"{flag}={value}" for flag, value in IMAGE_DEFAULTS.get(kind, ()) if flag not in given)]
 
 
+def main(kind: str) -> int:
+    """The launcher modules' entry: log at INFO (the launcher's log is the launch's only output)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return launch(kind, sys.argv[1:])
+
+
 def launch(kind: str, argv: list[str]) -> int:
     """Run the ``batch`` or ``stream`` pipeline with the launcher's flags; 0 when the job was created."""
     from touchline.transforms.warehouse import WarehouseError
 
     from .options import ConfigError
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = with_image_defaults(kind, argv)
     try:
         if kind == "batch":

@@ -6,7 +6,7 @@ Thin on purpose: the template parameters arrive as ``--name=value`` flags next t
 
 import sys
 
-from touchline.pipelines.flex import launch
+from touchline.pipelines.flex import main
 
 if __name__ == "__main__":
-    sys.exit(launch("batch", sys.argv[1:]))
+    sys.exit(main("batch"))

@@ -6,7 +6,7 @@ and go to ``touchline stream`` unchanged.
 
 import sys
 
-from touchline.pipelines.flex import launch
+from touchline.pipelines.flex import main
 
 if __name__ == "__main__":
-    sys.exit(launch("stream", sys.argv[1:]))
+    sys.exit(main("stream"))
