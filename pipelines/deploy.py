@@ -139,14 +139,12 @@ def parameters(template: Template) -> list[dict]:
 
 
 def metadata(template: Template) -> dict:
-    return {
-        "name": template.title,
-        "description": template.description,
-        "streaming": template.streaming,
-        "supportsAtLeastOnce": False,
-        "supportsExactlyOnce": True,
-        "parameters": parameters(template),
-    }
+    meta = {"name": template.title, "description": template.description, "streaming": template.streaming}
+    if template.streaming:
+        # writes are keyed merges and dedup is explicit, so the cheaper at-least-once mode is correct too
+        meta.update(supportsExactlyOnce=True, supportsAtLeastOnce=True, defaultStreamingMode="EXACTLY_ONCE")
+    meta["parameters"] = parameters(template)
+    return meta
 
 
 # -- Terraform ------------------------------------------------------------------------------------
