@@ -130,22 +130,17 @@ def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: Ide
     return state
 
 
-class _Empty(beam.PTransform):
-    """An empty source standing in for a stored table that has no rows yet (a first run)."""
-
-    def expand(self, pbegin):
-        return pbegin | "Nothing" >> beam.Create([])
-
-
 def experience_sources(warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel | None,
                        settings: ExperienceSettings | None) -> dict[str, beam.PTransform]:
     """Snapshots of the stored rows the experience stage needs (its ``history_*`` inputs), taken
-    now; tables without matching rows are replaced by an empty source (cheaper than a snapshot)."""
+    now; tables without matching rows are left out (the stage then leaves out the steps that
+    only serve them: a first run does not join its touchpoints against an empty history)."""
     if model is None:
         return {}
     sources = {}
     for name, (table, where) in experience_state_filters(logical_date, model, settings or ExperienceSettings()).items():
-        sources[name] = warehouse.read(table, staging_dir, where=where) if _has_rows(warehouse, table, where) else _Empty()
+        if _has_rows(warehouse, table, where):
+            sources[name] = warehouse.read(table, staging_dir, where=where)
     return sources
 
 
