@@ -327,6 +327,57 @@ def profile(data: str, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def stage_times(data: str, top: int, mode: str = "in_memory", workers: int = 1) -> None:
+    """One ``full`` run with the runner's fused stages timed (wall seconds per stage, bundles
+    included), printed largest first with the transforms each stage holds."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    spent: dict[str, list] = {}
+    original = fn_runner.FnApiRunner._execute_bundle
+
+    def timed(self, runner_execution_context, bundle_context_manager, bundle_input):
+        t0 = time.perf_counter()
+        try:
+            return original(self, runner_execution_context, bundle_context_manager, bundle_input)
+        finally:
+            stage = bundle_context_manager.stage
+            entry = spent.setdefault(stage.name, [0.0, [t.unique_name for t in stage.transforms]])
+            entry[0] += time.perf_counter() - t0
+
+    fn_runner.FnApiRunner._execute_bundle = timed
+    work = tempfile.mkdtemp(prefix="touchline-pbench-")
+    try:
+        t0 = time.perf_counter()
+        r = run_one("full", data, mode, workers, work)
+        total = time.perf_counter() - t0
+    finally:
+        fn_runner.FnApiRunner._execute_bundle = original
+        shutil.rmtree(work, ignore_errors=True)
+    in_stages = sum(v[0] for v in spent.values())
+    print(f"full run {total:.1f} s (pipeline {r['pipeline_s']:.1f} s, commit {r['commit_s']:.1f} s); "
+          f"{len(spent)} stages ran {in_stages:.1f} s; the rest is graph construction, snapshots and commit")
+    groups: dict[str, float] = {}
+    for name, (seconds, transforms) in spent.items():
+        step = _step_of(transforms)
+        groups[step] = groups.get(step, 0.0) + seconds
+    print("seconds per top-level step (stages attributed to the step of their first user transform):")
+    for step, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds:7.1f} s  {100 * seconds / total:5.1f} %  {step}")
+    print(f"top {top} stages:")
+    for name, (seconds, transforms) in sorted(spent.items(), key=lambda kv: -kv[1][0])[:top]:
+        user = [t for t in transforms if t and not t.startswith("ref_")]
+        print(f"  {seconds:7.1f} s  {', '.join(user[:4])}{' ...' if len(user) > 4 else ''}")
+
+
+def _step_of(transforms: list[str]) -> str:
+    """The pipeline step a fused stage belongs to: the first two label levels of its first named transform."""
+    for name in transforms:
+        if name and "/" in name:
+            parts = name.split("/")
+            return "/".join(parts[:2]) if parts[0] in ("Identity", "Experience") else parts[0]
+    return transforms[0] if transforms else "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1e5", help="input records per run, comma-separated (default 1e5; e.g. 1e5,1e6,1e7)")
@@ -335,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="floor,full", help="what to run per size and mode (default floor,full)")
     parser.add_argument("--stages", action="store_true", help="also run every prefix of the graph (stage breakdown)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile one in-process full run; print the top N")
+    parser.add_argument("--stage_times", type=int, default=0, metavar="N",
+                        help="time the runner's fused stages in one in-process full run; print the top N")
     parser.add_argument("--data", default=os.path.join("data", "bench"), help="where generated inputs are kept (default data/bench)")
     parser.add_argument("--json", default=None, help="also append every result as a JSON line to this file")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -357,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {records:,} input records ({persons_for(size):,} persons x {DAYS} days, {note}: {data})", flush=True)
         if args.profile:
             profile(data, args.profile)
+            continue
+        if args.stage_times:
+            stage_times(data, args.stage_times)
             continue
         print("mode  run  seconds  events/s  peak RSS MB (tree)  peak MB (largest process)  load avg before -> after  notes")
         results = {}
