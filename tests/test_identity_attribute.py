@@ -1,6 +1,5 @@
 """Attribution: the strongest usable identifier decides; history is re-emitted only when it moved."""
 
-
 from touchline.transforms.identity.attribute import CURRENT, HISTORY, NO_IDENTIFIER, _Key, attribute
 
 from .identity_world import h, tp
