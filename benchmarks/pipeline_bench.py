@@ -252,8 +252,10 @@ def _tree_rss_kb(root: int) -> tuple[int, int]:
     return total, biggest
 
 
-def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | None = None) -> dict:
-    """Run ``kind`` in a fresh process; its figures plus the peak RSS of its process tree."""
+def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | None = None, max_rss_mb: int = 0) -> dict:
+    """Run ``kind`` in a fresh process; its figures plus the peak RSS of its process tree. With
+    ``max_rss_mb`` the run is stopped when its tree grows beyond that (a shared machine must not
+    run out of memory) and reported as aborted."""
     work = tempfile.mkdtemp(prefix="touchline-pbench-")
     cmd = [sys.executable, "-m", "benchmarks.pipeline_bench", "--one", kind, "--input", data, "--mode", mode,
            "--workers", str(workers), "--work", work, *(extra or [])]
@@ -261,12 +263,18 @@ def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | No
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
 
+    aborted = []
+
     def sample():
         while not stop.is_set():
             total, biggest = _tree_rss_kb(proc.pid)
             peak[0], peak[1] = max(peak[0], total), max(peak[1], biggest)
+            if max_rss_mb and total > max_rss_mb * 1024 and not aborted:
+                aborted.append(time.perf_counter() - started)
+                _kill_tree(proc.pid)
             stop.wait(0.2)
 
+    started = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
@@ -275,11 +283,39 @@ def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | No
         stop.set()
         sampler.join()
         shutil.rmtree(work, ignore_errors=True)
+    if aborted:
+        return {"seconds": float("nan"), "aborted": f"stopped after {aborted[0]:.0f} s at {peak[0] / 1024:,.0f} MB (--max_rss_gb)",
+                "peak_rss_mb": round(peak[0] / 1024), "peak_max_mb": round(peak[1] / 1024),
+                "pipeline_s": float("nan"), "commit_s": float("nan"), "touchpoints": 0}
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} ({mode}) failed:\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result.update(peak_rss_mb=round(peak[0] / 1024), peak_max_mb=round(peak[1] / 1024))
     return result
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL the measured process and its descendants (only the tree this benchmark started)."""
+    import signal
+
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
+                    children.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(name))
+            except (OSError, IndexError, ValueError):
+                continue
+    stack, tree = [root], []
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, ()))
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def load() -> str:
@@ -389,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage_times", type=int, default=0, metavar="N",
                         help="time the runner's fused stages in one in-process full run; print the top N")
     parser.add_argument("--data", default=os.path.join("data", "bench"), help="where generated inputs are kept (default data/bench)")
+    parser.add_argument("--max_rss_gb", type=float, default=16.0,
+                        help="stop a run whose process tree grows beyond this many GiB (default 16; 0 = no limit)")
     parser.add_argument("--json", default=None, help="also append every result as a JSON line to this file")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", default=None, help=argparse.SUPPRESS)
@@ -419,11 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             for kind in kinds:
                 before = load()
-                r = measure(kind, data, mode, args.workers)
+                r = measure(kind, data, mode, args.workers, max_rss_mb=int(args.max_rss_gb * 1024))
                 r.update(size=size, records=records, mode=mode, run=kind, load_before=before, load_after=load())
                 results[(mode, kind)] = r
-                notes = ""
-                if kind == "full":
+                notes = r.get("aborted", "")
+                if kind == "full" and not notes:
                     notes = f"pipeline {r['pipeline_s']:.1f} s, commit {r['commit_s']:.1f} s, {r['touchpoints']:,} touchpoints"
                     floor = results.get((mode, "floor"))
                     if floor:
