@@ -213,3 +213,52 @@ def test_template_launch_refuses_a_driver_commit(sample, tmp_path):
     code = launch("batch", ["--input", str(out), "--warehouse", str(tmp_path / "x.duckdb"), *BASE_FLAGS,
                             "--template_location", str(tmp_path / "t.json"), "--commit", "driver"])
     assert code == 2
+
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "fixtures", "batch_golden.json")
+#: columns that differ between two runs over the same content (wall-clock times, ids derived from file paths)
+VOLATILE = {"started_at", "finished_at", "dead_letter_id"}
+
+
+def table_digests(warehouse: str, input_root: str, run_id: str) -> dict[str, dict]:
+    """Row count and SHA-256 of every table's rows, with the input folder and the run id (both differ
+    between runs over the same content) replaced by placeholders and wall-clock columns dropped."""
+    import hashlib
+
+    def norm(value):
+        if isinstance(value, str):
+            return value.replace(input_root, "<input>").replace(run_id, "<run>")
+        if isinstance(value, (list, tuple)):
+            return [norm(v) for v in value]
+        if isinstance(value, dict):
+            return {norm(k): norm(v) for k, v in value.items()}
+        return value
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        out = {}
+        for (table,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
+            cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+            rows = sorted(repr([norm(v) for c, v in zip(cols, row) if c not in VOLATILE])
+                          for row in con.execute(f'SELECT * FROM "{table}"').fetchall())
+            out[table] = {"rows": len(rows), "sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest()}
+        return out
+    finally:
+        con.close()
+
+
+def test_tables_match_the_recorded_golden_digests(sample, first_run):
+    """Performance work must not change what the pipeline writes: every table's content on this fixed
+    seed equals the digests recorded before the optimizations (tests/fixtures/batch_golden.json).
+    A change that is *meant* to alter outputs re-records them: TOUCHLINE_WRITE_GOLDEN=1 pytest -k golden."""
+    out, _, _ = sample
+    warehouse, result = first_run
+    got = table_digests(warehouse, str(out), result.run_id)
+    if os.environ.get("TOUCHLINE_WRITE_GOLDEN"):
+        with open(GOLDEN, "w", encoding="utf-8") as fh:
+            json.dump(got, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+    with open(GOLDEN, encoding="utf-8") as fh:
+        expected = json.load(fh)
+    assert {t: d["rows"] for t, d in got.items()} == {t: d["rows"] for t, d in expected.items()}
+    assert got == expected

@@ -26,3 +26,20 @@ def test_adapter_parse_benchmark_parses_every_source_without_dead_letters():
     results = adapters_bench.bench_parse(40)
     assert [name for name, _, _ in results] == [c.name for c in channels.BUILTIN]
     assert all(n == 40 and seconds >= 0 for _, n, seconds in results)
+
+
+def test_pipeline_benchmark_floor_and_prefixes_run_on_tiny_data(tmp_path, capsys):
+    """The pipeline benchmark's floor and graph prefixes build and run (figures printed, no time asserted)."""
+    from benchmarks import pipeline_bench
+
+    data, records, _ = pipeline_bench.ensure_data(str(tmp_path / "data"), 400)
+    assert records > 300
+    for kind in ("floor", "dedup"):
+        work = tmp_path / kind
+        work.mkdir()
+        assert pipeline_bench.run_one(kind, data, "in_memory", 1, str(work))["seconds"] > 0
+    written = list((tmp_path / "floor" / "floor").glob("floor*.jsonl"))
+    assert written and sum(1 for f in written for _ in open(f, encoding="utf-8")) > 0
+    assert pipeline_bench.main(["--sizes", "400", "--modes", "in_memory", "--runs", "floor",
+                                "--data", str(tmp_path / "data")]) == 0
+    assert "in_memory  floor" in capsys.readouterr().out

@@ -1,8 +1,6 @@
 """Attribution: the strongest usable identifier decides; history is re-emitted only when it moved."""
 
-import apache_beam as beam
-
-from touchline.transforms.identity.attribute import CURRENT, HISTORY, _Key, attribute
+from touchline.transforms.identity.attribute import CURRENT, HISTORY, NO_IDENTIFIER, _Key, attribute
 
 from .identity_world import h, tp
 
@@ -17,8 +15,9 @@ def test_key_is_the_strongest_identifier_that_is_not_quarantined():
     event = tp("e", 0, "app", customer_id="C1", device_id="kiosk")
     assert keyed(event) == [(h("customer_id", "C1"), (CURRENT, event))]
     assert keyed(event, excluded=[h("customer_id", "C1")]) == [(h("device_id", "kiosk"), (CURRENT, event))]
+    # unattributable: a key of its own that is never an identifier hash (it meets no person in the join)
     (out,) = keyed(event, excluded=[h("customer_id", "C1"), h("device_id", "kiosk")])
-    assert isinstance(out, beam.pvalue.TaggedOutput) and out.tag == "unattributed"
+    assert out == (NO_IDENTIFIER + "e", (CURRENT, event))
 
 
 def test_current_touchpoints_get_their_person_history_only_when_it_changed():

@@ -51,32 +51,59 @@ def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept:
     )
 
 
+def _keep(versions: dict, touchpoint: dict) -> None:
+    """Add a version: one per content digest, the copy read at the smallest source."""
+    digest = content_digest(touchpoint)
+    kept = versions.get(digest)
+    if kept is None or touchpoint["source"] < kept["source"]:
+        versions[digest] = touchpoint
+
+
 class _Versions(beam.CombineFn):
-    """Accumulator: (copies seen, {digest: touchpoint with the smallest source})."""
+    """Accumulator: (copies seen, the only copy so far, {digest: touchpoint with the smallest source}).
+
+    Almost every event_id has one copy: its digest is never needed, so it is computed only once a
+    second copy arrives (then for every copy). Until then the dict is None and the copy waits in
+    the middle slot; afterwards the middle slot is None."""
 
     def create_accumulator(self):
-        return (0, {})
+        return (0, None, None)
 
     def add_input(self, acc, touchpoint):
-        count, versions = acc
-        digest = content_digest(touchpoint)
-        kept = versions.get(digest)
-        if kept is None or touchpoint["source"] < kept["source"]:
-            versions[digest] = touchpoint
-        return (count + 1, versions)
+        count, single, versions = acc
+        if count == 0:
+            return (1, touchpoint, None)
+        if versions is None:
+            versions = {}
+            _keep(versions, single)
+        _keep(versions, touchpoint)
+        return (count + 1, None, versions)
 
     def merge_accumulators(self, accumulators):
-        total, merged = 0, {}
-        for count, versions in accumulators:
+        total, single, merged = 0, None, None
+        for count, one, versions in accumulators:
+            if not count:
+                continue
+            if total == 0 and versions is None:
+                total, single = count, one
+                continue
+            if merged is None:
+                merged = {}
+                if single is not None:
+                    _keep(merged, single)
+                    single = None
+            if versions is None:
+                _keep(merged, one)
+            else:
+                for touchpoint in versions.values():
+                    _keep(merged, touchpoint)
             total += count
-            for digest, touchpoint in versions.items():
-                kept = merged.get(digest)
-                if kept is None or touchpoint["source"] < kept["source"]:
-                    merged[digest] = touchpoint
-        return (total, merged)
+        return (total, single, merged)
 
     def extract_output(self, acc):
-        count, versions = acc
+        count, single, versions = acc
+        if versions is None:
+            return count, [single]
         return count, [versions[d] for d in sorted(versions)]
 
 

@@ -13,7 +13,10 @@ PCollections; rows in datum form):
 ``history_daily``        warehouse ``person_scores_daily`` rows from the earliest recomputable day on
 ``history_current``      warehouse ``person_scores_current`` rows older than that day
 ``history_survey_days``  warehouse ``survey_aggregates`` rows older than the read window (their
-                         days are not re-aggregated). Optional.
+                         days are not re-aggregated).
+
+Every ``history_*`` input is optional: leave it out when nothing is stored (a first run); the steps
+that only serve it are then left out of the graph.
 
 Outputs (a dict): ``journeys``, ``person_scores_daily``, ``person_scores_current``,
 ``survey_aggregates``, ``_recompute_scope`` (stage exactly this one: it already includes identity's
@@ -268,31 +271,20 @@ def score_person(person_id: str, touchpoints: Iterable[tuple[int, dict]], identi
 
 
 # ------------------------------------------------------------------------------------ Beam stage
-class _PreferRun(beam.CombineFn):
-    """One version per event_id: this run's (identity may have re-attributed it) over the stored one."""
-
-    def create_accumulator(self):
-        return None
-
-    @staticmethod
-    def _better(a, b):
-        if a is None:
-            return b
-        if b is None:
-            return a
-        return a if (a[0], b[1]["source"]) > (b[0], a[1]["source"]) else b
-
-    def add_input(self, acc, element):
-        return self._better(acc, element)
-
-    def merge_accumulators(self, accumulators):
-        best = None
-        for acc in accumulators:
-            best = self._better(best, acc)
-        return best
-
-    def extract_output(self, acc):
-        return acc
+def _stored_not_in_run(element):
+    """event_id, {run: [None if this run has it], stored: [stored versions]} -> (0, the stored
+    version) unless this run has the event (its version, maybe re-attributed by identity, wins).
+    Stored rows are unique per event_id (the table merges by it); should there be several, the
+    one read at the smallest source is kept."""
+    _event_id, grouped = element
+    if any(True for _ in grouped["run"]):
+        return
+    best = None
+    for tp in grouped["stored"]:
+        if best is None or tp["source"] < best["source"]:
+            best = tp
+    if best is not None:
+        yield 0, best
 
 
 class _KeyByPerson(beam.DoFn):
@@ -328,7 +320,7 @@ class _ScorePersons(beam.DoFn):
         person_id, groups = element
         touchpoints = list(groups["touchpoints"])
         try:
-            result = score_person(person_id, touchpoints, groups["scope"], groups["daily"], groups["current"],
+            result = score_person(person_id, touchpoints, groups["scope"], groups.get("daily", ()), groups.get("current", ()),
                                   self._model, self._settings, self._ctx.logical_day, self._tools)
         except Exception as exc:  # noqa: BLE001 -- a person that cannot be scored keeps their rows; the error is data
             self._count("dead_letter.unexpected_error", 1)
@@ -384,21 +376,31 @@ class ComputeExperience(beam.PTransform):
         if scope is None:
             scope = p | "NoIdentityScope" >> beam.Create([])
         window = self._settings.window_start(self._ctx.logical_day, self._model)
-        latest = (
-            (
-                run | "TagRun" >> beam.Map(lambda tp: (tp["event_id"], (1, tp))),
-                inputs["history_touchpoints"] | "TagHistory" >> beam.Map(lambda tp: (tp["event_id"], (0, tp))),
+        # This run's touchpoints are one per event_id (deduplicated; identity re-emits a stored one
+        # only when this run does not have it) and always win over a stored version: they go to
+        # the per-person grouping directly. Only stored touchpoints are joined by event_id -- against
+        # the run's event ids, not whole touchpoints -- to drop the versions this run replaces.
+        latest = run | "TagRun" >> beam.Map(lambda tp: (1, tp))
+        if "history_touchpoints" in inputs:  # absent: nothing stored in the read window (a first run)
+            stored = (
+                {
+                    "run": run | "RunEventIds" >> beam.Map(lambda tp: (tp["event_id"], None)),
+                    "stored": inputs["history_touchpoints"] | "KeyHistory" >> beam.Map(lambda tp: (tp["event_id"], tp)),
+                }
+                | "JoinRunEventIds" >> beam.CoGroupByKey()
+                | "StoredNotInRun" >> beam.FlatMap(_stored_not_in_run)
             )
-            | "FlattenVersions" >> beam.Flatten()
-            | "LatestVersion" >> beam.CombinePerKey(_PreferRun())
-            | "DropEventId" >> beam.Values()
-        )
-        grouped = {
+            latest = (latest, stored) | "AllVersions" >> beam.Flatten()
+        keyed = {
             "touchpoints": latest | "KeyByPerson" >> beam.ParDo(_KeyByPerson()),
             "scope": scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"])),
-            "daily": inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r)),
-            "current": inputs["history_current"] | "KeyCurrentByPerson" >> beam.Map(lambda r: (r["person_id"], r)),
-        } | "GroupByPerson" >> beam.CoGroupByKey()
+        }
+        # stored scores: absent when nothing is stored (a first run)
+        if "history_daily" in inputs:
+            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r))
+        if "history_current" in inputs:
+            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.Map(lambda r: (r["person_id"], r))
+        grouped = keyed | "GroupByPerson" >> beam.CoGroupByKey()
         scored = grouped | "ScorePersons" >> beam.ParDo(_ScorePersons(self._ctx, self._model, self._settings)).with_outputs(
             JOURNEYS, DAILY, CURRENT, SCOPE, DEAD_LETTERS)
         stored = inputs.get("history_survey_days")

@@ -36,8 +36,16 @@ CURRENT = "current"
 HISTORY = "history"
 
 
+#: Key of an unattributable touchpoint in the attribution join: never an id_hash (hex), unique per
+#: event, so it meets no person and no other event (nothing piles up on one key).
+NO_IDENTIFIER = "\x00"
+
+
 class _Key(beam.DoFn):
-    """Touchpoint -> (strongest usable identifier, (origin, touchpoint)); unattributable ones tagged."""
+    """Touchpoint -> (strongest usable identifier, (origin, touchpoint)); an unattributable one is
+    keyed ``NO_IDENTIFIER + event_id`` and goes through the same join (it meets no person there).
+    One output instead of two means no Flatten of two branches afterwards (on the local runner a
+    Flatten copies every element through a buffer)."""
 
     def __init__(self, origin: str):
         self._origin = origin
@@ -54,7 +62,7 @@ class _Key(beam.DoFn):
                 if channel not in self._unattributed:
                     self._unattributed[channel] = Metrics.counter(NAMESPACE, f"{channel}.unattributed")
                 self._unattributed[channel].inc()
-            yield beam.pvalue.TaggedOutput(UNATTRIBUTED, (self._origin, touchpoint))
+            yield NO_IDENTIFIER + touchpoint["event_id"], (self._origin, touchpoint)
             return
         yield best["id_hash"], (self._origin, touchpoint)
 
@@ -75,11 +83,6 @@ def attribute(origin: str, touchpoint: dict, person: str | None):
         yield {**touchpoint, "person_id": person}
     elif touchpoint["person_id"] != person:
         yield beam.pvalue.TaggedOutput(HISTORY, (touchpoint["event_id"], ({**touchpoint, "person_id": person}, touchpoint["person_id"])))
-
-
-def _unattributed(element):
-    origin, touchpoint = element
-    yield from attribute(origin, touchpoint, None)
 
 
 class _KeepMoved(beam.DoFn):
@@ -110,38 +113,28 @@ class AttributeTouchpoints(beam.PTransform):
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
-        current = inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded).with_output_types(Any).with_outputs(
-            UNATTRIBUTED, main="keyed"
-        )
+        current = inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded)
         if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
             attributed = (
-                {"person": inputs["persons"], "touchpoints": current["keyed"]}
+                {"person": inputs["persons"], "touchpoints": current}
                 | "JoinPersons" >> beam.CoGroupByKey()
                 | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
             )
-            unattributed = current[UNATTRIBUTED] | "NoPerson" >> beam.FlatMap(_unattributed)
             return {
-                "touchpoints": (attributed[CURRENT], unattributed) | "AllTouchpoints" >> beam.Flatten(),
+                "touchpoints": attributed[CURRENT],
                 "scopes": inputs["touchpoints"].pipeline | "NoScopes" >> beam.Create([]),
             }
-        history = inputs["history"] | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded).with_output_types(Any).with_outputs(
-            UNATTRIBUTED, main="keyed"
-        )
+        history = inputs["history"] | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded)
         attributed = (
-            {"person": inputs["persons"], "touchpoints": (current["keyed"], history["keyed"]) | "Keyed" >> beam.Flatten()}
+            {"person": inputs["persons"], "touchpoints": (current, history) | "Keyed" >> beam.Flatten()}
             | "JoinPersons" >> beam.CoGroupByKey()
             | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
         )
-        unattributed = (
-            (current[UNATTRIBUTED], history[UNATTRIBUTED])
-            | "Unattributable" >> beam.Flatten()
-            | "NoPerson" >> beam.FlatMap(_unattributed).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
-        )
-        this_run = (attributed[CURRENT], unattributed[CURRENT]) | "ThisRun" >> beam.Flatten()
+        this_run = attributed[CURRENT]
         moved = (
             {
                 "current": this_run | "CurrentIds" >> beam.Map(lambda tp: (tp["event_id"], None)),
-                "moved": (attributed[HISTORY], unattributed[HISTORY]) | "Moved" >> beam.Flatten(),
+                "moved": attributed[HISTORY],
             }
             | "JoinCurrentIds" >> beam.CoGroupByKey()
             | "KeepMoved" >> beam.ParDo(_KeepMoved()).with_output_types(Any).with_outputs("scopes", main="touchpoints")

@@ -18,8 +18,29 @@ def table_dir(staging_dir: str, table: str) -> str:
     return FileSystems.join(staging_dir, table)
 
 
+#: rows per Arrow table handed to the Parquet writer (one row group each)
+PARQUET_BATCH_ROWS = 10_000
+
+
+class _ToArrow(beam.DoFn):
+    """A batch of rows (dicts in the table schema) -> one ``pyarrow.Table``, converted by Arrow in C++
+    (``Table.from_pylist``: missing nullable fields are null, extra keys ignored), instead of Beam's
+    per-row, per-column Python loop of ``WriteToParquet``; the file contents are the same."""
+
+    def __init__(self, schema):
+        self._schema = schema
+
+    def process(self, rows):
+        import pyarrow as pa
+
+        yield pa.Table.from_pylist(rows, schema=self._schema)
+
+
 class StageParquet(beam.PTransform):
-    """Rows (dicts in the table schema) -> Parquet files under ``staging_dir/table/``."""
+    """Rows (dicts in the table schema) -> Parquet files under ``staging_dir/table/``.
+
+    Rows are batched (``BatchElements``, within a bundle: no shuffle) and each batch is converted
+    to an Arrow table at once, then written by ``WriteToParquetBatched``."""
 
     def __init__(self, table: str, staging_dir: str):
         super().__init__()
@@ -27,11 +48,17 @@ class StageParquet(beam.PTransform):
         self._dir = table_dir(staging_dir, table)
 
     def expand(self, rows):
-        return rows | "WriteParquet" >> beam.io.WriteToParquet(
-            FileSystems.join(self._dir, "part"),
-            arrow_schema(schemas.table_schema(self._table)),
-            file_name_suffix=PARQUET_SUFFIX,
-            codec="snappy",
+        schema = arrow_schema(schemas.table_schema(self._table))
+        return (
+            rows
+            | "Batch" >> beam.BatchElements(min_batch_size=PARQUET_BATCH_ROWS, max_batch_size=PARQUET_BATCH_ROWS)
+            | "ToArrow" >> beam.ParDo(_ToArrow(schema))
+            | "WriteParquet" >> beam.io.WriteToParquetBatched(
+                FileSystems.join(self._dir, "part"),
+                schema,
+                file_name_suffix=PARQUET_SUFFIX,
+                codec="snappy",
+            )
         )
 
 
