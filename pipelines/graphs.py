@@ -36,8 +36,9 @@ def batch_graph() -> beam.Pipeline:
     ctx = RunContext(run_id="graph", logical_date=LOGICAL_DATE, hash_key_source="demo")
     p = beam.Pipeline(options=_options())
     inputs = {name: [f"gs://bucket/events/{name}/*"] for name in channels.names()}
-    state = {name: batch._Empty() for name in STATE_TABLES}
-    history = {name: batch._Empty() for name in state_filters(LOGICAL_DATE, model, settings)}
+    # a steady-state run (stored state present): every state and history read is in the graph
+    state = {name: beam.Create([]) for name in STATE_TABLES}
+    history = {name: beam.Create([]) for name in state_filters(LOGICAL_DATE, model, settings)}
     tables = batch.build_pipeline(p, inputs, ctx, 64 << 20, IdentityConfig(), state, None, model, settings, history)
     warehouse = BigQueryWarehouse("project", "touchline")
     run_row = {"run_id": "graph", "metrics": []}

@@ -72,7 +72,9 @@ def _extra_instances() -> dict[str, object]:
     from touchline.transforms.journeys import _JourneysOfPerson
     from touchline.transforms.scoring.calibration import _AnswersOfPerson
     from touchline.transforms.scoring.model import load_model
-    from touchline.transforms.warehouse.staging import _ToDatum
+    from touchline import schemas
+    from touchline.schemas.arrow import arrow_schema
+    from touchline.transforms.warehouse.staging import _ToArrow, _ToDatum
 
     model = load_model(None)
     table = TableInput("web", "p.d.web_events", ("event_id",), date_column="event_date", date_type="DATE",
@@ -80,6 +82,7 @@ def _extra_instances() -> dict[str, object]:
     return {
         "ReadStreamFn (--<channel>_table reads)": ReadStreamFn(table, BigQueryConnection("p")),
         "_ToDatum (snapshots of stored state)": _ToDatum("touchpoints"),
+        "_ToArrow (DuckDB's Parquet staging)": _ToArrow(arrow_schema(schemas.table_schema("touchpoints"))),
         "_JourneysOfPerson (BuildJourneys)": _JourneysOfPerson(model, 12 * 3600 * 10**6),
         "_AnswersOfPerson (touchline calibrate)": _AnswersOfPerson(model, 12 * 3600 * 10**6, 0, 10**15),
     }
