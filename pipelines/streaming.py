@@ -37,8 +37,11 @@ from apache_beam.runners.runner import PipelineState
 from touchline.transforms import channels
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup_streaming import DeduplicateTouchpointsStreaming
+from touchline.transforms.experience_streaming import ExperienceStreaming
+from touchline.transforms.identity.lookup import AttributeStreaming, IdentitySnapshots
 from touchline.transforms.lateness import LatenessGate
 from touchline.transforms.parse import DEAD_LETTERS, TOUCHPOINTS, ParseTouchpoints
+from touchline.transforms.scoring.model import load_model
 from touchline.transforms.pubsub import RECORDS, DecodeMessages, ReadTouchpointMessages, RouteByChannel
 from touchline.transforms.warehouse import open_warehouse
 from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming, shared_warehouse
@@ -46,7 +49,9 @@ from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming, s
 from .batch import camel
 from .options import ConfigError, StreamPlan, parse_pipeline_args, resolve_stream
 
-TABLES = ("touchpoints", "dead_letters")
+TABLES = ("touchpoints", "dead_letters", "journeys", "person_scores_daily", "person_scores_current")
+#: replace_scope tables the stream merges by key (complete rows, never retracted; see Warehouse.write_rows)
+UPSERT_TABLES = ("journeys", "person_scores_daily", "person_scores_current")
 MICROS_PER_DAY = 86_400_000_000
 
 
@@ -82,9 +87,14 @@ def build_pipeline(p: beam.Pipeline, plan: StreamPlan, ctx: RunContext, source: 
     touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
     deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpointsStreaming(ctx, plan.dedup_horizon)
     dead_letters.append(deduped[DEAD_LETTERS])
+    snapshots = p | "IdentitySnapshots" >> IdentitySnapshots(plan.warehouse_url, plan.identity_refresh)
+    attributed = deduped[TOUCHPOINTS] | "AttributeIdentity" >> AttributeStreaming(snapshots, ctx.hash_key_source, plan.blocklist)
+    experience = attributed | "Experience" >> ExperienceStreaming(plan.model or load_model(None), plan.journey_gap_hours,
+                                                                  plan.allowed_lateness)
     return {
-        "touchpoints": deduped[TOUCHPOINTS],
+        "touchpoints": attributed,
         "dead_letters": dead_letters | "FlattenDeadLetters" >> beam.Flatten() | "StampLogicalDate" >> beam.ParDo(_StampLogicalDate()),
+        **experience,
     }
 
 
@@ -220,7 +230,8 @@ def start(plan: StreamPlan, options: PipelineOptions, source: beam.PTransform | 
     ctx = context_for(plan)
     p = beam.Pipeline(options=options)
     tables = build_pipeline(p, plan, ctx, source)
-    _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency)
+    _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency,
+                                                                     upsert=UPSERT_TABLES)
     return StreamHandle(result=p.run(), plan=plan, notes=notes)
 
 
