@@ -524,8 +524,8 @@ class StreamPlan:
     #: scoring model (None: the default model file) and journey gap, as in batch
     model: Any = None
     journey_gap_hours: float = 12.0
-    #: seconds between identity_map re-reads on remote runners (0: once, at start)
-    identity_refresh: float = 600.0
+    #: seconds between identity_map re-reads on remote runners (0: once, at start; always 0 locally)
+    identity_refresh: float = 0.0
     blocklist: tuple = ()
 
 

@@ -87,7 +87,7 @@ def build_pipeline(p: beam.Pipeline, plan: StreamPlan, ctx: RunContext, source: 
     touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
     deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpointsStreaming(ctx, plan.dedup_horizon)
     dead_letters.append(deduped[DEAD_LETTERS])
-    snapshots = p | "IdentitySnapshots" >> IdentitySnapshots(plan.warehouse_url, plan.identity_refresh)
+    snapshots = p | "IdentitySnapshots" >> IdentitySnapshots(plan.warehouse_url, 0.0 if plan.local else plan.identity_refresh)
     attributed = deduped[TOUCHPOINTS] | "AttributeIdentity" >> AttributeStreaming(snapshots, ctx.hash_key_source, plan.blocklist)
     experience = attributed | "Experience" >> ExperienceStreaming(plan.model or load_model(None), plan.journey_gap_hours,
                                                                   plan.allowed_lateness)

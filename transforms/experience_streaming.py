@@ -30,6 +30,7 @@ already checkpointed is still scored from the nearest stored state and counted
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any, Tuple
 
@@ -44,6 +45,7 @@ from apache_beam.utils.timestamp import Timestamp
 from .experience import CURRENT, DAILY, JOURNEYS, METRICS, ExperienceSettings, _Tools, first_changed_day, score_person
 from .journeys import MICROS_PER_DAY, analyze, journey_row
 from .scoring.model import ScoringModel
+from .warehouse.stream_writer import SEQ
 
 MICROS = 1_000_000
 #: score_person clamps recomputes to a lookback; a stream's bound is its allowed lateness instead.
@@ -51,7 +53,7 @@ _UNBOUNDED_DAYS = 1_000_000
 
 
 def _empty_state() -> dict[str, Any]:
-    return {"daily": {}, "current": {}, "journeys": {}, "checkpoint_day": None}
+    return {"daily": {}, "current": {}, "journeys": {}, "checkpoint_day": None, "seq": 0}
 
 
 class _PersonExperienceFn(beam.DoFn):
@@ -128,10 +130,12 @@ class _PersonExperienceFn(beam.DoFn):
             daily.update({(row["role"], row["score_date"]): row for row in result.daily})
             state["daily"] = daily
             state["current"].update({row["role"]: row for row in result.current})
+            # successive versions of a row may reach the writer out of order: number them
+            seq = state["seq"] = max(state.get("seq", 0) + 1, time.time_ns())
             for row in result.daily:
-                yield beam.pvalue.TaggedOutput(DAILY, row)
+                yield beam.pvalue.TaggedOutput(DAILY, {**row, SEQ: seq})
             for row in result.current:
-                yield beam.pvalue.TaggedOutput(CURRENT, row)
+                yield beam.pvalue.TaggedOutput(CURRENT, {**row, SEQ: seq})
             self._count("stream_updates")
         scores.write(state)
         steps, journeys = self._journeys(touchpoints)

@@ -17,9 +17,13 @@ from typing import Any, Tuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ... import schemas
 from . import Warehouse, open_warehouse
 
 NAMESPACE = "touchline"
+#: Row field with a version number (monotone per row key) that a stateful streaming stage may add;
+#: the writer orders by it, skips stale versions and strips it.
+SEQ = "_update_seq"
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_LATENCY = 2.0  # seconds
 
@@ -30,11 +34,28 @@ class SharedWarehouse:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     initialized: set = dataclasses.field(default_factory=set)  # tables created/upgraded by this process
 
+    #: (table, key) -> highest update sequence written (rows carrying ``SEQ``; see ``write_rows``)
+    written_seq: dict = dataclasses.field(default_factory=dict)
+
     def write_rows(self, table: str, rows: list, upsert: bool = False) -> int:
+        """Apply a batch. Rows carrying an update sequence ``SEQ`` (a stateful stage's successive
+        versions of one row) are ordered by it and a version older than one already written is
+        skipped: bundles can reach the batcher out of order, a stale version must not win."""
         with self.lock:
             if table not in self.initialized:
                 self.warehouse.init([table])
                 self.initialized.add(table)
+            if rows and SEQ in rows[0]:
+                key = schemas.table_schema(table).key
+                fresh, newest = [], {}
+                for row in sorted(rows, key=lambda r: r[SEQ]):
+                    k = (table, *(row[c] for c in key))
+                    if row[SEQ] > self.written_seq.get(k, -1):
+                        newest[k] = row[SEQ]
+                        fresh.append({c: v for c, v in row.items() if c != SEQ})
+                written = self.warehouse.write_rows(table, fresh, upsert=upsert)
+                self.written_seq.update(newest)
+                return written
             return self.warehouse.write_rows(table, rows, upsert=upsert)
 
 
