@@ -26,3 +26,14 @@ def test_adapter_parse_benchmark_parses_every_source_without_dead_letters():
     results = adapters_bench.bench_parse(40)
     assert [name for name, _, _ in results] == [c.name for c in channels.BUILTIN]
     assert all(n == 40 and seconds >= 0 for _, n, seconds in results)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_streaming_benchmark_reports_touchpoint_and_score_latency():
+    """Tiny size through the real Pub/Sub emulator (the benchmark starts its own)."""
+    from benchmarks import streaming_bench
+
+    [result] = streaming_bench.main(["--persons", "4", "--days", "1", "--rates", "0", "--timeout", "300"])
+    assert result["touchpoints_seen"] == result["touchpoints_expected"] > 0
+    assert result["scored_touchpoints"] > 0 and result["score_latency_p50_s"] >= 0 and result["events_per_s"] > 0
