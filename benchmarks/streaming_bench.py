@@ -40,6 +40,10 @@ from touchline.transforms.warehouse import open_warehouse
 from tests.pubsub_emulator import emulator_env, start_emulator, stop_emulator
 
 
+#: the generator's channels (adapter sources such as segment have no folder in generated data)
+CHANNELS = ("app", "web", "support", "transactions")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -109,7 +113,7 @@ def run_once(emulator, data: str, expected: int, rate: float, workdir: str, time
     warehouse = os.path.join(workdir, f"{tag}.duckdb")
     with emulator_env(emulator):
         # topic + subscription first, so the stream is reading before the first message goes out
-        publish(data, topic, create=True, subscription=sub, limit=0)
+        publish(data, topic, channels=list(CHANNELS), create=True, subscription=sub, limit=0)
         argv = ["--subscription", sub, "--warehouse", warehouse, "--hash_key_source", "demo",
                 "--allowed_lateness", "3650d", "--dedup_horizon", "3650d", "--write_max_latency", "500ms",
                 "--replay_on_restart", "off"]
@@ -125,7 +129,7 @@ def run_once(emulator, data: str, expected: int, rate: float, workdir: str, time
                 published.setdefault(event_id, at)
 
         first = time.time()
-        report = publish(data, topic, rate=rate, on_published=on_published)
+        report = publish(data, topic, channels=list(CHANNELS), rate=rate, on_published=on_published)
         deadline = time.time() + timeout
         while len(watcher.seen) < expected and time.time() < deadline:
             time.sleep(0.2)
