@@ -12,14 +12,16 @@ Graph (stable labels; Dataflow's update maps steps by label)::
     Parse<Channel>      the batch ParseTouchpoints, unchanged          \\__ dead letters: parse reasons
     FlattenTouchpoints
     Deduplicate         first version per event_id within the horizon   \\__ dead letters: conflicting_duplicate
+    IdentitySnapshots   identity_map for the side input (read at start locally; PeriodicImpulse on Dataflow)
+    AttributeIdentity   person_id from identity_map + the event's own links (provisional ids for unknown persons)
+    Experience          per person: state + event-time timers -> score updates, journeys once closed
     FlattenDeadLetters, StampLogicalDate
     WriteWarehouse      GroupIntoBatches per table -> Warehouse.write_rows (one transaction per batch)
 
 ``build_pipeline`` returns the table PCollections (tests feed it a TestStream of messages);
 ``start`` runs it and returns a :class:`StreamHandle`; ``run`` is the CLI: it runs locally until
 Ctrl-C or ``--stop_after`` (printing progress from the warehouse), or launches on Dataflow and exits.
-Phase 2 plugs identity attribution, journeys and scores in between ``Deduplicate`` and
-``WriteWarehouse`` (see docs/streaming.md).
+See docs/streaming.md for the batch / stream contract.
 """
 
 from __future__ import annotations
@@ -243,6 +245,8 @@ def warehouse_counts(url: str) -> dict[str, int]:
         out = {"touchpoints": warehouse.query("SELECT count(*) FROM touchpoints")[0][0]}
         for reason, n in warehouse.query("SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1"):
             out[f"dead_letters.{reason}"] = n
+        for table in ("person_scores_current", "journeys"):
+            out[table] = warehouse.query(f"SELECT count(*) FROM {table}")[0][0]
         return out
     finally:
         warehouse.close()
@@ -251,7 +255,8 @@ def warehouse_counts(url: str) -> dict[str, int]:
 def _status(counts: dict[str, int]) -> str:
     dead = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("dead_letters.")}
     detail = ", ".join(f"{k} {v}" for k, v in dead.items())
-    return f"touchpoints {counts['touchpoints']}, dead letters {sum(dead.values())}" + (f" ({detail})" if detail else "")
+    return (f"touchpoints {counts['touchpoints']}, dead letters {sum(dead.values())}" + (f" ({detail})" if detail else "")
+            + f", current scores {counts.get('person_scores_current', 0)}, journeys {counts.get('journeys', 0)}")
 
 
 def run(argv: list[str], prog: str = "touchline stream", out=None, status_every: float = 10.0) -> StreamHandle:
