@@ -83,7 +83,11 @@ def _unattributed(element):
 
 
 class _KeepMoved(beam.DoFn):
-    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event."""
+    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event.
+
+    When this run has the event too, its own version is written; but if the stored version belonged
+    to another person (a stream's provisional id, an earlier run's attribution), that person's
+    journeys and scores from the event's day are recomputed without it (a scope row)."""
 
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
@@ -91,6 +95,9 @@ class _KeepMoved(beam.DoFn):
     def process(self, element):
         _event_id, grouped = element
         if any(True for _ in grouped["current"]):
+            for touchpoint, old_person in grouped["moved"]:
+                if old_person is not None:
+                    yield beam.pvalue.TaggedOutput("scopes", (old_person, touchpoint["event_date"]))
             return
         for touchpoint, old_person in grouped["moved"]:
             self._moved.inc()
