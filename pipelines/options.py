@@ -8,13 +8,13 @@ silently discarded as Beam does by default.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import datetime as dt
 import difflib
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
