@@ -264,17 +264,15 @@ def resolve_inputs(opts: BatchOptions, tables: tuple[str, ...] = ()) -> dict[str
                     f"use a comma-separated subset of: {', '.join(known)}",
                 )
     inputs: dict[str, list[str]] = {}
+    under_root = [name for name in selected if not getattr(opts, f"{name}_input", None) and name not in tables]
     for name in selected:
         explicit = getattr(opts, f"{name}_input", None)
         if explicit:
             inputs[name] = list(explicit)
-        elif opts.input and name not in tables:
-            pattern = sources.expand_input(opts.input, name)
-            # optional sources (adapters) are read under --input only when their folder has files,
-            # unless --channels names them
-            if channels.get(name).optional_under_input and not opts.channels and not sources.match_count([pattern])[pattern]:
-                continue
-            inputs[name] = [pattern]
+    if opts.input:
+        found = sources.inputs_under_root(opts.input, under_root, named_explicitly=bool(opts.channels))
+        inputs.update({name: [pattern] for name, pattern in found.items()})
+        inputs = {name: inputs[name] for name in selected if name in inputs}  # in the order of --channels
     if not inputs and not tables:
         raise ConfigError(
             "no input given",

@@ -162,8 +162,8 @@ def publish(
             raise ConfigError(f"unknown channel {name!r}", f"use a comma-separated subset of: {', '.join(names)}")
     patterns = dict(channel_inputs or {})
     if input_root:
-        for name in selected:
-            patterns.setdefault(name, [sources.expand_input(input_root, name)])
+        for name, pattern in sources.inputs_under_root(input_root, selected, named_explicitly=bool(channels)).items():
+            patterns.setdefault(name, [pattern])
     if not patterns:
         raise ConfigError("no input given", "pass --input DIR (one sub-folder per channel, as `touchline generate` writes)")
     files = {channel: [path for path, _size, _mtime in found] for channel, found in _matched_files(patterns).items()}

@@ -100,7 +100,7 @@ def parsed_sample(persons: int, days: int, seed: int) -> tuple[tuple[dict, ...],
     owner, truth = _attribution(data)
     ctx = RunContext(run_id="parsed-sample", logical_date=dt.date(2026, 10, 1), hash_key_source="demo")
     best: dict[str, tuple[str, str, dict]] = {}
-    for channel in channels.names():
+    for channel in channels.canonical():
         fn = ParseFn(channel, ctx)
         fn.setup()
         fn.start_bundle()

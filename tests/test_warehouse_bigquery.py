@@ -36,7 +36,7 @@ def tp(i, day=20727, **extra):
             "event_time": day * 86_400_000_000 + i, "event_date": day, "person_id": f"p{i % 3}", "role": "customer",
             "identifiers": [{"kind": "customer_id", "id_hash": f"h{i}"}], "session_id": None, "ticket_id": None,
             "order_id": f"o{i}", "survey_kind": None, "survey_score": None, "amount": Decimal("19.99"), "currency": "EUR",
-            "attributes": {"k": "v", "n": str(i)}, "source": f"f@{i}", **extra}
+            "attributes": {"k": "v", "n": str(i)}, "source": f"f@{i}", "origin": None, **extra}
 
 
 RUN = {"run_id": "r", "pipeline": "batch", "logical_date": 20727, "started_at": 1, "finished_at": 2, "status": "succeeded",

@@ -99,7 +99,7 @@ def test_read_snapshot_round_trips_rows_in_datum_form(tmp_path):
           "event_date": 20727, "person_id": "p1", "role": "customer",
           "identifiers": [{"kind": "customer_id", "id_hash": "h"}], "session_id": None, "ticket_id": None, "order_id": "o1",
           "survey_kind": None, "survey_score": None, "amount": Decimal("19.99"), "currency": "EUR",
-          "attributes": {"k": "v"}, "source": "f@0"}
+          "attributes": {"k": "v"}, "source": "f@0", "origin": None}
     wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
     wh.commit(stage(tmp_path, "touchpoints", [tp, {**tp, "event_id": "e2", "event_date": 1}]), ["touchpoints"])
     source = wh.read("touchpoints", str(tmp_path / "run"), where="event_date >= DATE '2026-01-01'")

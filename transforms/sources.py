@@ -230,6 +230,20 @@ def expand_input(root: str, channel: str) -> str:
     return f"{root.rstrip('/')}/{channel}/*"
 
 
+def inputs_under_root(root: str, names: list[str], named_explicitly: bool = False) -> dict[str, str]:
+    """The pattern of every source under ``root`` (``ROOT/<source>/*``). Optional sources (adapters)
+    are left out when their folder has no readable files, unless they were named explicitly."""
+    from . import channels
+
+    out = {}
+    for name in names:
+        pattern = expand_input(root, name)
+        if channels.get(name).optional_under_input and not named_explicitly and not match_count([pattern])[pattern]:
+            continue
+        out[name] = pattern
+    return out
+
+
 def match_count(patterns: list[str]) -> dict[str, int]:
     """How many readable files each pattern matches now (used by preflight checks)."""
     out = {}

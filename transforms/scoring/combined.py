@@ -39,6 +39,8 @@ def _combine(views: Mapping[str, dict[str, Any]], key: str, model: ScoringModel)
         mean = sum(v["weight"] * v[key] for v in views.values()) / total
     else:
         mean = sum(v[key] for v in views.values()) / len(views)
+    values = [v[key] for v in views.values()]
+    mean = min(max(mean, min(values)), max(values))  # no float drift outside the roles' own range (e.g. 100.00000000000001)
     eligible = {r: v for r, v in views.items() if v["weight"] >= model.combined_min_weight} or dict(views)
     weakest = min(sorted(eligible), key=lambda r: eligible[r][key])
     return min(mean, eligible[weakest][key] + model.combined_max_gap), weakest
