@@ -17,7 +17,10 @@ touchpoints table merges by event_id, so the stored row is replaced), counted in
 ``touchline/identity.reattributed``. Older touchpoints are deliberately left as they are; their
 old person ids resolve through ``person_merges``. Each re-attributed touchpoint adds a recompute
 scope (person, event_date) for its old and its new person, so journeys and scores of both are
-recomputed from that day.
+recomputed from that day. A stored touchpoint that this run has again (a replay of the same input,
+e.g. after a stream attributed it to a provisional person id) is written with this run's person;
+if the stored version belonged to another person, that person gets the scope too, so rows derived
+under the old id do not linger.
 """
 
 from __future__ import annotations
