@@ -59,6 +59,18 @@ def test_blocklisted_values_never_make_a_person():
     assert person_for([{"kind": "email", "id_hash": junk}], MAP, blocked) == (None, NONE)
 
 
+def test_erased_persons_stay_out_of_the_stream():
+    snapshot = snapshot_from_rows([], erased=[H["mail1"], H["dev1"]])
+    rows = [{"event_id": "e1", "channel": "web", "identifiers": [ident("email", "mail1"), ident("cookie_id", "cookie2")],
+             "person_id": None},                                   # the erased person's event: dropped
+            {"event_id": "e2", "channel": "app", "identifiers": [ident("email", "mail2"), ident("device_id", "dev1")],
+             "person_id": None}]                                   # someone else on their old device: kept, without it
+    with beam_pipeline() as p:
+        out = p | beam.Create(rows) | AttributeStreaming(p | "Snap" >> beam.Create([snapshot]), "demo")
+        assert_that(out | beam.Map(lambda tp: (tp["event_id"], [i["id_hash"] for i in tp["identifiers"]], tp["person_id"])),
+                    equal_to([("e2", [H["mail2"]], derived_person_id(H["mail2"]))]))
+
+
 def test_attribute_streaming_uses_the_snapshot_side_input():
     rows = [{"event_id": "e1", "channel": "web", "identifiers": [ident("email", "mail1")], "person_id": None},
             {"event_id": "e2", "channel": "web", "identifiers": [], "person_id": None}]

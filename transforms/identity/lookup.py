@@ -17,6 +17,10 @@ identifiers, by the same rules as the batch stage, reusing its functions:
    identifier it is);
 4. no usable identifier: no person (as in batch; counted ``<channel>.unattributed``).
 
+The erasure list (``erasure_requests``) is honoured as in batch (:func:`.erasure.is_erased`): a
+touchpoint whose strongest identifier is erased is dropped and counted ``<channel>.erased``; erased
+identifiers are removed from every other touchpoint.
+
 What the stream cannot see -- links between two events neither of which is in the map yet, degree
 caps and conflicts reached since the last batch run -- the scheduled batch run reconciles
 (docs/streaming.md, "The batch / stream contract").
@@ -32,6 +36,7 @@ from apache_beam.metrics import Metrics
 
 from ..identifiers import Hasher, resolve_key
 from ..parse import NAMESPACE
+from .erasure import is_erased
 from .graph import blocklist_hashes, priority, strongest
 from .persons import QUARANTINED, candidate, choose_person
 
@@ -39,7 +44,7 @@ from .persons import QUARANTINED, candidate, choose_person
 FROM_MAP, FROM_LINKS, PROVISIONAL, NONE = "map", "links", "provisional", "unattributed"
 
 
-def snapshot_from_rows(rows: Iterable[tuple[str, str, str | None, str, int | None]]) -> dict[str, Any]:
+def snapshot_from_rows(rows: Iterable[tuple[str, str, str | None, str, int | None]], erased: Iterable[str] = ()) -> dict[str, Any]:
     """An identity snapshot from ``identity_map`` rows ``(id_hash, kind, person_id, status, first_seen)``:
     ``{"ids": {id_hash: (person_id or None, quarantined)}, "persons": {person_id: (identified, first_seen)},
     "loaded_at": seconds}``. Persons are summarized the way :mod:`.persons` weighs candidates."""
@@ -52,10 +57,10 @@ def snapshot_from_rows(rows: Iterable[tuple[str, str, str | None, str, int | Non
         identified, first = persons.get(person_id, (False, None))
         seen = first_seen if first_seen is not None else 0
         persons[person_id] = (identified or priority(kind) == 0, seen if first is None else min(first, seen))
-    return {"ids": ids, "persons": persons, "loaded_at": time.time()}
+    return {"ids": ids, "persons": persons, "erased": frozenset(erased), "loaded_at": time.time()}
 
 
-EMPTY_SNAPSHOT = {"ids": {}, "persons": {}, "loaded_at": 0.0}
+EMPTY_SNAPSHOT = {"ids": {}, "persons": {}, "erased": frozenset(), "loaded_at": 0.0}
 
 
 def load_snapshot(warehouse_url: str) -> dict[str, Any]:
@@ -64,11 +69,12 @@ def load_snapshot(warehouse_url: str) -> dict[str, Any]:
 
     warehouse = open_warehouse(warehouse_url)
     try:
-        warehouse.init(["identity_map"])
+        warehouse.init(["identity_map", "erasure_requests"])
         rows = warehouse.query("SELECT id_hash, kind, person_id, status, first_seen FROM identity_map")
+        erased = [h for (h,) in warehouse.query("SELECT id_hash FROM erasure_requests")]
     finally:
         warehouse.close()
-    return snapshot_from_rows((h, k, p, s, _micros(f)) for h, k, p, s, f in rows)
+    return snapshot_from_rows(((h, k, p, s, _micros(f)) for h, k, p, s, f in rows), erased)
 
 
 def _micros(value) -> int | None:
@@ -115,7 +121,16 @@ class _AttributeFn(beam.DoFn):
         self._counters[name].inc()
 
     def process(self, touchpoint, snapshot):
-        person, how = person_for(touchpoint["identifiers"], snapshot or EMPTY_SNAPSHOT, self._blocked)
+        snapshot = snapshot or EMPTY_SNAPSHOT
+        erased = snapshot.get("erased")
+        if erased:
+            if is_erased(touchpoint, erased):
+                self._count(f"{touchpoint['channel']}.erased")
+                return
+            kept = [i for i in touchpoint["identifiers"] if i["id_hash"] not in erased]
+            if len(kept) != len(touchpoint["identifiers"]):
+                touchpoint = {**touchpoint, "identifiers": kept}
+        person, how = person_for(touchpoint["identifiers"], snapshot, self._blocked)
         self._count(f"identity.stream.{how}")
         if person is None:
             self._count(f"{touchpoint['channel']}.unattributed")
