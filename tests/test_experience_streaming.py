@@ -10,6 +10,7 @@ import datetime as dt
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_stream import TestStream as EventStream  # (not collected by pytest)
 from apache_beam.transforms.window import TimestampedValue
 
@@ -43,6 +44,7 @@ def stream_experience(warehouse, touchpoints, lateness, seed, late_hours):
     return behind
 
 
+@pytest.mark.slow
 def test_any_arrival_order_within_lateness_gives_the_batch_rows(tmp_path):
     _folder, touchpoints, _truth = attributed_sample(12, 4, 5)
     batch_wh = str(tmp_path / "batch.duckdb")

@@ -63,6 +63,7 @@ def _stream():
             .advance_watermark_to(t0 + 12 * 1800).add_elements(elements[9:]).advance_watermark_to_infinity())
 
 
+@pytest.mark.slow
 def test_a_stream_writes_the_same_rows_into_bigquery_as_into_duckdb(bigquery_emulator, tmp_path):
     url = bigquery_emulator.url(new_dataset("stream"))
     run_stream(plan_for(url), _stream())

@@ -102,6 +102,7 @@ def generated(tmp_path_factory):
     return str(out), warehouse
 
 
+@pytest.mark.slow
 def test_stream_equals_batch_for_any_arrival_order_within_lateness(generated, tmp_path):
     root, batch_wh = generated
     files = {c: [f"{root}/{c}/{n}" for n in sorted(__import__("os").listdir(f"{root}/{c}"))] for c in ("app", "web", "support", "transactions")}
@@ -205,6 +206,7 @@ def test_redelivered_messages_and_repeated_batches_never_double_count(tmp_path):
     assert len(first[0]) == 30 and [(d[1], d[2]) for d in first[1]] == [("invalid_json", f"pubsub:{SUB}/99")]
 
 
+@pytest.mark.slow
 def test_batch_replay_reconciles_a_stream_that_did_not_know_the_persons_yet(tmp_path):
     """Without an identity_map the stream attributes with in-event links and provisional ids, so a
     person can sit under several ids; the scheduled batch run over the same input then rewrites the
