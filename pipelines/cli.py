@@ -167,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.set_defaults(func=_cmd_batch, passthrough=True)
 
     stream = sub.add_parser("stream", help="run the streaming pipeline (Pub/Sub -> warehouse)",
-                            description="Run the streaming pipeline: reads the Pub/Sub subscription, writes touchpoints and "
-                                        "dead letters as they arrive. Locally it runs until Ctrl-C; with --runner DataflowRunner "
+                            description="Run the streaming pipeline: reads the Pub/Sub subscription, writes touchpoints, "
+                                        "dead letters, score updates and closed journeys as they arrive. Locally it runs until Ctrl-C; with --runner DataflowRunner "
                                         "it launches the job and exits. Any Beam/Dataflow option may follow.")
-    add_help_for(stream, TouchlineOptions, StreamOptions)
+    add_help_for(stream, TouchlineOptions, StreamOptions, ExperienceOptions)
     stream.set_defaults(func=_cmd_stream, passthrough=True)
 
     pub = sub.add_parser("publish", help="replay channel files into a Pub/Sub topic (demos, load tests)",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
@@ -188,6 +189,9 @@ class StreamOptions(PipelineOptions):
                             help="Start from the subscription's current backlog and take a new replay point.")
         parser.add_argument("--stop_after", default=None,
                             help="Local runner: stop after this long (e.g. 10m); default: run until Ctrl-C.")
+        parser.add_argument("--identity_refresh", default="10m",
+                            help="How often a remote streaming job re-reads identity_map (the slowly refreshed side "
+                                 "input), e.g. 5m, 1h (default 10m). The local runner reads it once at start.")
 
 
 def _all_option_classes():
@@ -519,6 +523,12 @@ class StreamPlan:
     reset_replay_point: bool = False
     stop_after: float | None = None
     run_id: str = "stream"
+    #: scoring model (None: the default model file) and journey gap, as in batch
+    model: Any = None
+    journey_gap_hours: float = 12.0
+    #: seconds between identity_map re-reads on remote runners (0: once, at start; always 0 locally)
+    identity_refresh: float = 0.0
+    blocklist: tuple = ()
 
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -559,6 +569,11 @@ def resolve_stream(options: PipelineOptions, check_pubsub: bool = True) -> Strea
     if not so.timestamp_attribute:
         raise ConfigError("--timestamp_attribute is empty", "use --timestamp_attribute=event_time (what `touchline publish` sets)")
     stop_after = parse_duration(so.stop_after, "--stop_after") if so.stop_after else None
+    refresh = parse_duration(so.identity_refresh, "--identity_refresh")
+    if refresh < 60:
+        raise ConfigError(f"--identity_refresh must be at least 1m, got {so.identity_refresh}",
+                          "use e.g. --identity_refresh=10m (each refresh reads the whole identity_map)")
+    model, experience = resolve_experience(options)
     try:
         key = resolve_key(tl.hash_key_source)
     except KeyError_ as exc:
@@ -607,6 +622,10 @@ def resolve_stream(options: PipelineOptions, check_pubsub: bool = True) -> Strea
         reset_replay_point=so.reset_replay_point,
         stop_after=stop_after,
         run_id=run_id,
+        model=model,
+        journey_gap_hours=experience.journey_gap_hours,
+        identity_refresh=0.0 if local else refresh,
+        blocklist=_blocklist(options.view_as(IdentityOptions).blocklist_file),
     )
 
 

@@ -12,14 +12,16 @@ Graph (stable labels; Dataflow's update maps steps by label)::
     Parse<Channel>      the batch ParseTouchpoints, unchanged          \\__ dead letters: parse reasons
     FlattenTouchpoints
     Deduplicate         first version per event_id within the horizon   \\__ dead letters: conflicting_duplicate
+    IdentitySnapshots   identity_map for the side input (read at start locally; PeriodicImpulse on Dataflow)
+    AttributeIdentity   person_id from identity_map + the event's own links (provisional ids for unknown persons)
+    Experience          per person: state + event-time timers -> score updates, journeys once closed
     FlattenDeadLetters, StampLogicalDate
     WriteWarehouse      GroupIntoBatches per table -> Warehouse.write_rows (one transaction per batch)
 
 ``build_pipeline`` returns the table PCollections (tests feed it a TestStream of messages);
 ``start`` runs it and returns a :class:`StreamHandle`; ``run`` is the CLI: it runs locally until
 Ctrl-C or ``--stop_after`` (printing progress from the warehouse), or launches on Dataflow and exits.
-Phase 2 plugs identity attribution, journeys and scores in between ``Deduplicate`` and
-``WriteWarehouse`` (see docs/streaming.md).
+See docs/streaming.md for the batch / stream contract.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from apache_beam.runners.runner import PipelineState
 from touchline.transforms import channels
 from touchline.transforms.context import RunContext
 from touchline.transforms.dedup_streaming import DeduplicateTouchpointsStreaming
+from touchline.transforms.experience_streaming import ExperienceStreaming
+from touchline.transforms.identity.lookup import AttributeStreaming, IdentitySnapshots
 from touchline.transforms.lateness import LatenessGate
 from touchline.transforms.parse import DEAD_LETTERS, TOUCHPOINTS, ParseTouchpoints
+from touchline.transforms.scoring.model import load_model
 from touchline.transforms.pubsub import RECORDS, DecodeMessages, ReadTouchpointMessages, RouteByChannel
 from touchline.transforms.warehouse import open_warehouse
 from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming, shared_warehouse
@@ -46,7 +51,9 @@ from touchline.transforms.warehouse.stream_writer import WriteTablesStreaming, s
 from .batch import camel
 from .options import ConfigError, StreamPlan, parse_pipeline_args, resolve_stream
 
-TABLES = ("touchpoints", "dead_letters")
+TABLES = ("touchpoints", "dead_letters", "journeys", "person_scores_daily", "person_scores_current")
+#: replace_scope tables the stream merges by key (complete rows, never retracted; see Warehouse.write_rows)
+UPSERT_TABLES = ("journeys", "person_scores_daily", "person_scores_current")
 MICROS_PER_DAY = 86_400_000_000
 
 
@@ -82,9 +89,14 @@ def build_pipeline(p: beam.Pipeline, plan: StreamPlan, ctx: RunContext, source: 
     touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
     deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpointsStreaming(ctx, plan.dedup_horizon)
     dead_letters.append(deduped[DEAD_LETTERS])
+    snapshots = p | "IdentitySnapshots" >> IdentitySnapshots(plan.warehouse_url, 0.0 if plan.local else plan.identity_refresh)
+    attributed = deduped[TOUCHPOINTS] | "AttributeIdentity" >> AttributeStreaming(snapshots, ctx.hash_key_source, plan.blocklist)
+    experience = attributed | "Experience" >> ExperienceStreaming(plan.model or load_model(None), plan.journey_gap_hours,
+                                                                  plan.allowed_lateness)
     return {
-        "touchpoints": deduped[TOUCHPOINTS],
+        "touchpoints": attributed,
         "dead_letters": dead_letters | "FlattenDeadLetters" >> beam.Flatten() | "StampLogicalDate" >> beam.ParDo(_StampLogicalDate()),
+        **experience,
     }
 
 
@@ -220,7 +232,8 @@ def start(plan: StreamPlan, options: PipelineOptions, source: beam.PTransform | 
     ctx = context_for(plan)
     p = beam.Pipeline(options=options)
     tables = build_pipeline(p, plan, ctx, source)
-    _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency)
+    _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency,
+                                                                     upsert=UPSERT_TABLES)
     return StreamHandle(result=p.run(), plan=plan, notes=notes)
 
 
@@ -232,6 +245,8 @@ def warehouse_counts(url: str) -> dict[str, int]:
         out = {"touchpoints": warehouse.query("SELECT count(*) FROM touchpoints")[0][0]}
         for reason, n in warehouse.query("SELECT reason, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1"):
             out[f"dead_letters.{reason}"] = n
+        for table in ("person_scores_current", "journeys"):
+            out[table] = warehouse.query(f"SELECT count(*) FROM {table}")[0][0]
         return out
     finally:
         warehouse.close()
@@ -240,7 +255,8 @@ def warehouse_counts(url: str) -> dict[str, int]:
 def _status(counts: dict[str, int]) -> str:
     dead = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("dead_letters.")}
     detail = ", ".join(f"{k} {v}" for k, v in dead.items())
-    return f"touchpoints {counts['touchpoints']}, dead letters {sum(dead.values())}" + (f" ({detail})" if detail else "")
+    return (f"touchpoints {counts['touchpoints']}, dead letters {sum(dead.values())}" + (f" ({detail})" if detail else "")
+            + f", current scores {counts.get('person_scores_current', 0)}, journeys {counts.get('journeys', 0)}")
 
 
 def run(argv: list[str], prog: str = "touchline stream", out=None, status_every: float = 10.0) -> StreamHandle:

@@ -43,3 +43,14 @@ def test_pipeline_benchmark_floor_and_prefixes_run_on_tiny_data(tmp_path, capsys
     assert pipeline_bench.main(["--sizes", "400", "--modes", "in_memory", "--runs", "floor",
                                 "--data", str(tmp_path / "data")]) == 0
     assert "in_memory  floor" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_streaming_benchmark_reports_touchpoint_and_score_latency():
+    """Tiny size through the real Pub/Sub emulator (the benchmark starts its own)."""
+    from benchmarks import streaming_bench
+
+    [result] = streaming_bench.main(["--persons", "4", "--days", "1", "--rates", "0", "--timeout", "300"])
+    assert result["touchpoints_seen"] == result["touchpoints_expected"] > 0
+    assert result["scored_touchpoints"] > 0 and result["score_latency_p50_s"] >= 0 and result["events_per_s"] > 0

@@ -35,12 +35,22 @@ def test_short_names_need_a_project(tmp_path):
     (["--runner", "DataflowRunner"], "cannot be written from DataflowRunner"),
     (["--subscription", "projects/x/subscriptions/abc"], "not a valid Google Cloud project id"),
     (["--replay_on_restart", "maybe"], "invalid choice"),
+    (["--identity_refresh", "10s"], "at least 1m"),
+    (["--identity_refresh", "hourly"], "is not a duration"),
+    (["--journey_gap_hours", "0"], "between 0 and 720"),
+    (["--scoring_model", "/nonexistent/model.yaml"], "model"),
 ])
 def test_bad_settings_name_the_fix(tmp_path, flags, message, capsys):
     with pytest.raises((ConfigError, SystemExit)) as err:
         resolve(tmp_path, *flags)
     text = str(err.value) + capsys.readouterr().err
     assert message in text
+
+
+def test_journeys_and_scores_take_the_batch_settings(tmp_path):
+    plan = resolve(tmp_path, "--journey_gap_hours", "6", "--identity_refresh", "15m")
+    assert plan.journey_gap_hours == 6 and plan.model.model_version
+    assert plan.identity_refresh == 0   # the local runner reads identity_map once (see docs/streaming.md)
 
 
 def test_replay_can_be_switched_off_or_on(tmp_path):

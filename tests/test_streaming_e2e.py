@@ -8,8 +8,13 @@ One scenario, two pipeline runs (each costs ~30 s of the DirectRunner's blocking
 2. publish support and transactions, restart the stream on the same subscription: it seeks back to
    its replay point, everything is delivered again, and the warehouse merges the repeats by key.
 
-Then: no gaps, no double counts, and the tables equal the batch pipeline's on the same files
-(input = touchpoints + duplicates + dead letters, per channel and reason).
+The stream's warehouse starts with the identity_map of a batch run over the same files (what the
+scheduled batch run leaves behind). Then: no gaps, no double counts, and the tables equal the batch
+pipeline's on the same files -- touchpoints with their person_id, every score row to the bit
+(input = touchpoints + duplicates + dead letters, per channel and reason). Journeys close only an
+inactivity gap plus the allowed lateness (here ten years: the local watermark is the wall clock and
+the sample data is older) after their last event, so their parity is tested with TestStream
+(tests/test_streaming_pipeline.py), where the watermark can be advanced.
 """
 
 import collections
@@ -27,7 +32,7 @@ from touchline.transforms.warehouse import open_warehouse
 
 from .pubsub_emulator import emulator_env, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WAIT = 300  # seconds: generous, the DirectRunner's empty pulls block for 30 s each
 
 
@@ -44,11 +49,19 @@ def touchpoints(path):
     try:
         cols = [r[0] for r in wh.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'touchpoints' "
                                        "ORDER BY ordinal_position")]
-        # source: file position vs message id; person_id: batch stitches identities, this stream does not (yet)
-        return {r[0]: {k: v for k, v in zip(cols, r) if k not in ("source", "person_id")}
+        # source: file position vs message id; everything else (person_id included) is the batch's
+        return {r[0]: {k: v for k, v in zip(cols, r) if k != "source"}
                 for r in wh.query("SELECT * FROM touchpoints")}
     finally:
         wh.close()
+
+
+SCORES = {"person_scores_daily": "person_id, role, score_date", "person_scores_current": "person_id, role"}
+
+
+def scores(path):
+    """Every score row, in key order (the stream's final rows must be the batch's, to the bit)."""
+    return {table: rows(path, f"SELECT * FROM {table} ORDER BY {key}") for table, key in SCORES.items()}
 
 
 def wait_for(predicate, what, handle, timeout=WAIT):
@@ -81,6 +94,9 @@ def scenario(pubsub_emulator, tmp_path_factory):
     batch_wh = str(tmp_path_factory.mktemp("e2e-batch") / "batch.duckdb")
     batch.run(["--input", str(data), "--warehouse", batch_wh, "--hash_key_source", "demo", "--logical_date", "2026-10-31"])
     warehouse = str(tmp_path_factory.mktemp("e2e-stream") / "stream.duckdb")
+    from .test_streaming_pipeline import seed_identity_map
+
+    seed_identity_map(batch_wh, warehouse)   # the identity_map the scheduled batch run leaves behind
     topic, sub = pubsub_emulator.topic("e2e-events"), pubsub_emulator.subscription("e2e-events")
     out = {"batch": batch_wh, "warehouse": warehouse, "sub": sub, "data": str(data)}
     try:
@@ -116,7 +132,10 @@ def _play(pubsub_emulator, data, topic, sub, warehouse, batch_wh, out):
             wait_for(lambda: (rows(warehouse, "SELECT count(*) FROM touchpoints")[0][0],
                               rows(warehouse, "SELECT count(*) FROM dead_letters")[0][0]) == out["expected"],
                      f"{out['expected']} touchpoints and dead letters", handle)
+            want_scores = scores(batch_wh)
+            wait_for(lambda: scores(warehouse) == want_scores, "the batch's scores", handle, timeout=120)
             time.sleep(3)  # anything still in flight would show up now as a double count
+            out["scores"] = (scores(warehouse), want_scores)
         finally:
             handle.stop(wait=False)  # the last run: no need to wait for its pending pull
 
@@ -135,6 +154,12 @@ def test_no_gaps_and_no_double_counts_touchpoints_equal_batch(scenario):
     assert got == want                                 # same rows (source aside: file position vs message id)
     sources = rows(scenario["warehouse"], "SELECT DISTINCT split_part(source, '/', 4) FROM touchpoints")
     assert sources == [(scenario["sub"].rsplit("/", 1)[-1],)]
+
+
+def test_scores_after_stop_restart_and_replay_equal_batch(scenario):
+    got, want = scenario["scores"]
+    assert len(want["person_scores_current"]) > 10
+    assert got == want      # no score counted twice, none missing, to the bit
 
 
 def test_dead_letters_per_channel_and_reason_equal_batch_plus_duplicated_bad_messages(scenario):
@@ -191,7 +216,7 @@ def test_cli_streams_until_stop_after_and_reports_counts(pubsub_emulator, scenar
         publish(scenario["data"], topic, channels=["web"], create=True, subscription=sub, limit=8, retime_live=True)
         assert cli.main(["stream", "--subscription", sub, "--warehouse", wh, "--hash_key_source", "demo",
                          "--allowed_lateness", "7d", "--dedup_horizon", "7d", "--write_batch_size", "1",
-                         "--stop_after", "12s"]) == 0
+                         "--stop_after", "40s"]) == 0   # the whole graph (identity, scores) on a loaded 2-core machine
     out = capsys.readouterr().out
     assert "took replay point" in out and f"streaming {sub}" in out
     final = [line for line in out.splitlines() if line.startswith("stopped.")]

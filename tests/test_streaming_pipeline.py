@@ -46,6 +46,42 @@ def message(i, data, channel, t, **attrs):
     return TimestampedValue(PubsubMessage(data, attributes, message_id=str(i)), t)
 
 
+def seed_identity_map(source, target):
+    """The stream's warehouse starts with the identity_map a batch run stitched (what the scheduled
+    batch run leaves behind in production): the stream attributes with it."""
+    import duckdb
+
+    wh = open_warehouse(target)
+    wh.init()
+    wh.close()
+    con = duckdb.connect(target)
+    try:
+        con.execute(f"ATTACH '{source}' AS b (READ_ONLY)")
+        con.execute("INSERT INTO identity_map SELECT * FROM b.identity_map")
+        return con.execute("SELECT count(*) FROM identity_map").fetchone()[0]
+    finally:
+        con.close()
+
+
+EXPERIENCE = {"journeys": "journey_id", "person_scores_daily": "person_id, role, score_date",
+              "person_scores_current": "person_id, role"}
+
+
+def experience_rows(path, persons_to_skip=()):
+    """{table: rows as dicts, ordered by key} of the journeys and score tables."""
+    wh = open_warehouse(path)
+    try:
+        out = {}
+        for table, key in EXPERIENCE.items():
+            cols = [r[0] for r in wh.query(f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}' "
+                                           "ORDER BY ordinal_position")]
+            out[table] = [r for r in (dict(zip(cols, row)) for row in wh.query(f"SELECT * FROM {table} ORDER BY {key}"))
+                          if r["person_id"] not in persons_to_skip]
+        return out
+    finally:
+        wh.close()
+
+
 def tables(path):
     wh = open_warehouse(path)
     try:
@@ -66,6 +102,7 @@ def generated(tmp_path_factory):
     return str(out), warehouse
 
 
+@pytest.mark.slow
 def test_stream_equals_batch_for_any_arrival_order_within_lateness(generated, tmp_path):
     root, batch_wh = generated
     files = {c: [f"{root}/{c}/{n}" for n in sorted(__import__("os").listdir(f"{root}/{c}"))] for c in ("app", "web", "support", "transactions")}
@@ -92,6 +129,7 @@ def test_stream_equals_batch_for_any_arrival_order_within_lateness(generated, tm
     assert late_within > 10, "the shuffle should make some records arrive behind the watermark"
 
     warehouse = str(tmp_path / "stream.duckdb")
+    assert seed_identity_map(batch_wh, warehouse) > 0
     run_stream(plan_for(warehouse), stream)
 
     b_tps, b_dead = tables(batch_wh)
@@ -99,13 +137,24 @@ def test_stream_equals_batch_for_any_arrival_order_within_lateness(generated, tm
     assert set(s_tps) == set(b_tps)
     conflicted = {d[3] for d in b_dead if d[1] == "conflicting_duplicate"}
     assert conflicted, "the sample should contain conflicting versions"
-    # source: file position vs message id; person_id: batch stitches identities, this stream does not (yet)
-    strip = lambda row: {k: v for k, v in row.items() if k not in ("source", "person_id")}  # noqa: E731
+    # source: file position vs message id; everything else, person_id included, is the batch's
+    strip = lambda row: {k: v for k, v in row.items() if k != "source"}  # noqa: E731
     for event_id in set(b_tps) - conflicted:
         assert strip(s_tps[event_id]) == strip(b_tps[event_id]), event_id
     assert all(s_tps[e]["source"].startswith(f"pubsub:{SUB}/") for e in s_tps)
     assert collections.Counter((d[0], d[1]) for d in s_dead) == collections.Counter((d[0], d[1]) for d in b_dead)
     assert not any(d[1] == "too_late" for d in s_dead)
+
+    # Journeys and scores: the batch's, row for row and to the bit, for every person whose events
+    # carry no conflicting versions (there batch keeps the smallest digest, the stream the first
+    # delivered: the batch replay rewrites those persons).
+    touched = {b_tps[e]["person_id"] for e in conflicted}
+    want, got = experience_rows(batch_wh, touched), experience_rows(warehouse, touched)
+    assert len(want["journeys"]) > 20 and len(want["person_scores_current"]) > 20
+    for table in EXPERIENCE:
+        assert len(got[table]) == len(want[table]), table
+        for s_row, b_row in zip(got[table], want[table]):
+            assert s_row == b_row, (table, s_row, b_row)
 
 
 def test_too_late_unknown_channel_and_logical_dates_in_the_tables(tmp_path):
@@ -155,3 +204,42 @@ def test_redelivered_messages_and_repeated_batches_never_double_count(tmp_path):
     run_stream(plan_for(warehouse), replay())
     assert tables(warehouse) == first
     assert len(first[0]) == 30 and [(d[1], d[2]) for d in first[1]] == [("invalid_json", f"pubsub:{SUB}/99")]
+
+
+@pytest.mark.slow
+def test_batch_replay_reconciles_a_stream_that_did_not_know_the_persons_yet(tmp_path):
+    """Without an identity_map the stream attributes with in-event links and provisional ids, so a
+    person can sit under several ids; the scheduled batch run over the same input then rewrites the
+    warehouse into exactly what a batch-only warehouse holds: touchpoints (person_id included),
+    journeys and every score row -- the rows of provisional ids are gone."""
+    import os
+
+    root = tmp_path / "sample"
+    generate(GenerateConfig(out_dir=str(root), persons=12, days=2, seed=5, malformed_rate=0.0, conflict_rate=0.0))
+    batch_only = str(tmp_path / "batch.duckdb")
+    # logical date right after the data: the scores' lookback (7 days) covers every streamed day
+    args = ["--input", str(root), "--hash_key_source", "demo", "--logical_date", "2026-10-03"]
+    batch.run([*args, "--warehouse", batch_only])
+
+    files = {c: [f"{root}/{c}/{n}" for n in sorted(os.listdir(f"{root}/{c}"))] for c in ("app", "web", "support", "transactions")}
+    elements = [message(i, m.data, m.channel, m.order / 1000) for i, (m, _) in enumerate(plan_messages(files))]
+    stream = EventStream().advance_watermark_to(elements[0].timestamp.micros / 1e6 - 1)
+    for start in range(0, len(elements), 100):
+        stream = stream.add_elements(elements[start:start + 100])
+    warehouse = str(tmp_path / "stream.duckdb")
+    run_stream(plan_for(warehouse), stream.advance_watermark_to_infinity())
+
+    b_tps, _ = tables(batch_only)
+    s_tps, _ = tables(warehouse)
+    assert set(s_tps) == set(b_tps)
+    provisional = {s_tps[e]["person_id"] for e in s_tps} - {b_tps[e]["person_id"] for e in b_tps}
+    assert provisional, "without identity_map some touchpoints should carry provisional ids"
+
+    batch.run([*args, "--warehouse", warehouse])             # the scheduled batch run
+    s_tps, _ = tables(warehouse)
+    strip = lambda row: {k: v for k, v in row.items() if k not in ("source",)}  # noqa: E731
+    assert {e: strip(r) for e, r in s_tps.items()} == {e: strip(r) for e, r in b_tps.items()}
+    got, want = experience_rows(warehouse), experience_rows(batch_only)
+    for table in EXPERIENCE:
+        assert got[table] == want[table], table
+    assert not {r["person_id"] for rows in got.values() for r in rows} & provisional

@@ -1,3 +1,4 @@
+import datetime as dt
 import multiprocessing
 import os
 
@@ -180,4 +181,15 @@ def test_write_rows_refuses_tables_a_stream_cannot_own(tmp_path, scoped_schema):
     wh.init()
     with pytest.raises(WarehouseError, match="batch run"):
         wh.write_rows("things", [])
+    wh.close()
+
+
+def test_write_rows_upserts_stream_owned_rows_of_scoped_tables_by_key(tmp_path, scoped_schema):
+    """A streaming stage that emits complete rows and never retracts one may merge them by key."""
+    wh = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    wh.init()
+    assert wh.write_rows("things", [{"thing_id": "a", "person_id": "p1", "day": 1},
+                                    {"thing_id": "b", "person_id": "p1", "day": 1}], upsert=True) == 2
+    assert wh.write_rows("things", [{"thing_id": "a", "person_id": "p1", "day": 2}], upsert=True) == 1
+    assert sorted(wh.query("SELECT thing_id, day FROM things")) == [("a", dt.date(1970, 1, 3)), ("b", dt.date(1970, 1, 2))]
     wh.close()

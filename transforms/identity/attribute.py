@@ -17,7 +17,10 @@ touchpoints table merges by event_id, so the stored row is replaced), counted in
 ``touchline/identity.reattributed``. Older touchpoints are deliberately left as they are; their
 old person ids resolve through ``person_merges``. Each re-attributed touchpoint adds a recompute
 scope (person, event_date) for its old and its new person, so journeys and scores of both are
-recomputed from that day.
+recomputed from that day. A stored touchpoint that this run has again (a replay of the same input,
+e.g. after a stream attributed it to a provisional person id) is written with this run's person;
+if the stored version belonged to another person, that person gets the scope too, so rows derived
+under the old id do not linger.
 """
 
 from __future__ import annotations
@@ -86,7 +89,11 @@ def attribute(origin: str, touchpoint: dict, person: str | None):
 
 
 class _KeepMoved(beam.DoFn):
-    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event."""
+    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event.
+
+    When this run has the event too, its own version is written; but if the stored version belonged
+    to another person (a stream's provisional id, an earlier run's attribution), that person's
+    journeys and scores from the event's day are recomputed without it (a scope row)."""
 
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
@@ -94,6 +101,9 @@ class _KeepMoved(beam.DoFn):
     def process(self, element):
         _event_id, grouped = element
         if any(True for _ in grouped["current"]):
+            for touchpoint, old_person in grouped["moved"]:
+                if old_person is not None:
+                    yield beam.pvalue.TaggedOutput("scopes", (old_person, touchpoint["event_date"]))
             return
         for touchpoint, old_person in grouped["moved"]:
             self._moved.inc()

@@ -64,14 +64,17 @@ class Warehouse:
         """Apply staged files (and extra in-memory rows) to the targets atomically; rows staged per table."""
         raise NotImplementedError
 
-    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+    def write_rows(self, table: str, rows: list[dict[str, Any]], upsert: bool = False) -> int:
         """Apply rows (datum form) to one table now, in one transaction, by the table's write mode.
 
         For streaming writers. ``merge`` replaces rows with the same key and inserts new keys;
         ``insert_if_absent`` inserts new keys only; rows of one batch that repeat a key collapse to
-        the last one. ``replace``/``replace_scope`` tables are refused (a stream never holds a whole
-        table or a whole recompute scope). The table must exist (:meth:`init`). Returns the number
-        of rows applied after collapsing."""
+        the last one. ``replace`` tables are refused (a stream never holds a whole table), and so
+        are ``replace_scope`` tables unless ``upsert``: a streaming stage that only ever emits
+        complete rows and never needs one retracted (journeys once closed, score rows of days with
+        activity -- days never lose it) may merge them by key; the batch replay still owns their
+        scopes. The table must exist (:meth:`init`). Returns the number of rows applied after
+        collapsing."""
         raise NotImplementedError
 
     def read(self, table: str, staging_dir: str, where: str | None = None) -> beam.PTransform:
@@ -117,6 +120,18 @@ class Warehouse:
 
 #: Write modes a streaming writer can apply batch by batch.
 STREAMABLE_WRITE_MODES = ("merge", "insert_if_absent")
+
+
+def stream_write_mode(spec, upsert: bool = False) -> str:
+    """The write mode ``write_rows`` applies to a table (see :meth:`Warehouse.write_rows`), or WarehouseError."""
+    if spec.write in STREAMABLE_WRITE_MODES:
+        return spec.write
+    if spec.write == "replace_scope" and upsert:
+        return "merge"
+    raise WarehouseError(
+        f"table {spec.name} has write mode {spec.write!r}, which a streaming writer cannot apply batch by batch; "
+        f"write it from a batch run (stage + commit)"
+    )
 
 
 def collapse_by_key(key: tuple[str, ...], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ from ...schemas.bigquery import column_type, load_avro_schema, load_datum, table
 from ...schemas.model import columns
 from ..bigquery_connect import PROBE_TIMEOUT, BigQueryConnection, BigQueryError, describe, probe_retry
 from ..errors import TOKEN_HASH_PATTERN
-from . import Warehouse
+from . import Warehouse, collapse_by_key, stream_write_mode
 from .staging import AVRO_SUFFIX, ReadSnapshot, StageAvro, list_staged, table_dir
 
 log = logging.getLogger("touchline")
@@ -348,15 +348,17 @@ class BigQueryWarehouse(Warehouse):
             dup = tuple(rows[0].values())
             raise BigQueryError(f"staged rows for {spec.name} repeat key {dup[:-1]} ({dup[-1]} times); refusing to commit")
 
-    def _statements(self, spec: TableSpec, stage: str, scope: str | None) -> list[str]:
-        """The DML applying one staged table to its target (run inside the commit transaction)."""
+    def _statements(self, spec: TableSpec, stage: str, scope: str | None, mode: str | None = None) -> list[str]:
+        """The DML applying one staged table to its target (run inside the commit transaction);
+        ``mode`` overrides the table's write mode (a stream's upserts, see :meth:`write_rows`)."""
         target = self._fq(spec.name)
         cols = [_col(c) for c in spec.columns]
         col_list = ", ".join(cols)
-        if spec.write == "replace_scope":
+        mode = mode or spec.write
+        if mode == "replace_scope":
             return self._scoped_statements(spec, stage, scope)
         self._check_keys(spec, stage)
-        if spec.write == "replace":
+        if mode == "replace":
             return [f"DELETE FROM {target} WHERE TRUE", f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {stage}"]
         on = self._key_match(spec)
         if spec.partition_by:
@@ -367,7 +369,7 @@ class BigQueryWarehouse(Warehouse):
                 partitions += self._moved_partitions(spec, stage, partitions)
             on = f"{self._partition_filter(spec, partitions)} AND {on}"
         insert = f"WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({', '.join(_col(c, 's') for c in spec.columns)})"
-        if spec.write == "insert_if_absent":
+        if mode == "insert_if_absent":
             return [f"MERGE {target} t USING {stage} s ON {on}\n{insert}"]
         updates = ", ".join(f"{_col(c)} = {_col(c, 's')}" for c in spec.columns if c not in spec.key)
         matched = f"WHEN MATCHED THEN UPDATE SET {updates}\n" if updates else ""
@@ -454,6 +456,36 @@ class BigQueryWarehouse(Warehouse):
                 except Exception as exc:  # noqa: BLE001 -- it expires on its own
                     log.warning("could not drop staging table %s (it expires in a day): %s", table_id, exc)
         return written
+
+    def write_rows(self, table: str, rows: list[dict[str, Any]], upsert: bool = False) -> int:
+        """A streaming batch (see :meth:`Warehouse.write_rows`): the rows are loaded into a fresh
+        staging table (an Avro load job: no streaming buffer, so the rows can be merged at once) and
+        applied by key with one ``MERGE``, which is atomic on its own. A retried batch merges again,
+        so it never double-counts. Each batch is one load job and one query job: keep
+        ``--write_max_latency`` at 10 s or more per table on BigQuery (load-job quotas)."""
+        spec = schemas.table_schema(table)
+        mode = stream_write_mode(spec, upsert)
+        rows = collapse_by_key(spec.key, rows)
+        if not rows:
+            return 0
+        client = self._bq()
+        table_id = self._table_id(f"_stream_{spec.name.lstrip('_')}_{uuid.uuid4().hex[:10]}")
+        try:
+            client.create_table(self._new_table(spec, table_id, staging=True), retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            try:
+                self._load_rows(spec, table_id, rows)
+                for statement in self._statements(spec, _ident(table_id), None, mode):
+                    self._run(statement)
+            finally:
+                try:
+                    client.delete_table(table_id, not_found_ok=True, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+                except Exception as exc:  # noqa: BLE001 -- it expires on its own
+                    log.warning("could not drop staging table %s (it expires in a day): %s", table_id, exc)
+        except BigQueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise describe(exc, self.conn, f"write {len(rows)} {table} rows to {self.project}.{self.dataset}") from None
+        return len(rows)
 
     # -- erasure -------------------------------------------------------------------------------
     def erase(self, person_ids, id_hashes, event_ids, requests) -> dict[str, int]:

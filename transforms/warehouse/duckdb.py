@@ -18,7 +18,7 @@ from ...schemas import TableSpec
 from ...schemas.arrow import arrow_schema
 from ...schemas.duckdb import comments, create_table, quote
 from ..errors import TOKEN_HASH_PATTERN
-from . import STREAMABLE_WRITE_MODES, Warehouse, WarehouseError, collapse_by_key
+from . import Warehouse, WarehouseError, collapse_by_key, stream_write_mode
 from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
 
 
@@ -131,7 +131,7 @@ class DuckDBWarehouse(Warehouse):
         con.execute(f"DROP TABLE {quote(stage)}")
         return count
 
-    def _apply(self, con, spec: TableSpec, source_sql: str) -> int:
+    def _apply(self, con, spec: TableSpec, source_sql: str, mode: str | None = None) -> int:
         cols = ", ".join(quote(c) for c in spec.columns)
         stage = f"__stage_{spec.name}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(stage)} AS SELECT {cols} FROM {source_sql}")
@@ -142,10 +142,11 @@ class DuckDBWarehouse(Warehouse):
         if dup:
             raise WarehouseError(f"staged rows for {spec.name} repeat key {dup[:-1]} ({dup[-1]} times); refusing to commit")
         match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in spec.key)
-        if spec.write == "replace":
+        mode = mode or spec.write
+        if mode == "replace":
             con.execute(f"DELETE FROM {quote(spec.name)}")
             con.execute(f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)}")
-        elif spec.write == "merge":
+        elif mode == "merge":
             con.execute(f"DELETE FROM {quote(spec.name)} t WHERE EXISTS (SELECT 1 FROM {quote(stage)} s WHERE {match})")
             con.execute(f"INSERT INTO {quote(spec.name)} ({cols}) SELECT {cols} FROM {quote(stage)}")
         else:  # insert_if_absent
@@ -199,14 +200,10 @@ class DuckDBWarehouse(Warehouse):
             raise
         return written
 
-    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+    def write_rows(self, table: str, rows: list[dict[str, Any]], upsert: bool = False) -> int:
         """One transaction per call; the same keyed apply as :meth:`commit` (see the interface)."""
         spec = schemas.table_schema(table)
-        if spec.write not in STREAMABLE_WRITE_MODES:
-            raise WarehouseError(
-                f"table {table} has write mode {spec.write!r}, which a streaming writer cannot apply batch by batch; "
-                f"write it from a batch run (stage + commit)"
-            )
+        mode = stream_write_mode(spec, upsert)
         rows = collapse_by_key(spec.key, rows)
         if not rows:
             return 0
@@ -215,7 +212,7 @@ class DuckDBWarehouse(Warehouse):
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("__touchline_rows", arrow)
-            count = self._apply(con, spec, "__touchline_rows")
+            count = self._apply(con, spec, "__touchline_rows", mode)
             con.unregister("__touchline_rows")
             con.execute("COMMIT")
         except Exception:
