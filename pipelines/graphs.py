@@ -54,7 +54,8 @@ def stream_graph() -> beam.Pipeline:
     from .options import StreamPlan
 
     plan = StreamPlan(subscription="projects/project/subscriptions/touchline-events",
-                      warehouse_url="bigquery://project.touchline", hash_key_source="demo", local=False)
+                      warehouse_url="bigquery://project.touchline", hash_key_source="demo", local=False,
+                      identity_refresh=600.0)  # the --identity_refresh default (10m): the side input refreshes
     p = beam.Pipeline(options=_options("--streaming"))
     tables = streaming.build_pipeline(p, plan, streaming.context_for(plan))
     _ = tables | "WriteWarehouse" >> WriteTablesStreaming(plan.warehouse_url, plan.write_batch_size, plan.write_max_latency)
