@@ -33,6 +33,8 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 
+from ... import schemas
+
 
 class WarehouseError(Exception):
     """A warehouse problem a person can fix; the message says what and how."""
@@ -142,6 +144,12 @@ def collapse_by_key(key: tuple[str, ...], rows: list[dict[str, Any]]) -> list[di
         last.pop(k, None)  # re-insert: the last occurrence decides the position too
         last[k] = row
     return list(last.values())
+
+
+def stream_batch(table: str, rows: list[dict[str, Any]], upsert: bool = False):
+    """What every ``write_rows`` applies: (table spec, write mode, rows collapsed by key)."""
+    spec = schemas.table_schema(table)
+    return spec, stream_write_mode(spec, upsert), collapse_by_key(spec.key, rows)
 
 
 def open_warehouse(url: str) -> Warehouse:

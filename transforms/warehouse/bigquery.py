@@ -45,7 +45,7 @@ from ...schemas.bigquery import column_type, load_avro_schema, load_datum, table
 from ...schemas.model import columns
 from ..bigquery_connect import PROBE_TIMEOUT, BigQueryConnection, BigQueryError, describe, probe_retry
 from ..errors import TOKEN_HASH_PATTERN
-from . import Warehouse, collapse_by_key, stream_write_mode
+from . import Warehouse, stream_batch
 from .staging import AVRO_SUFFIX, ReadSnapshot, StageAvro, list_staged, table_dir
 
 log = logging.getLogger("touchline")
@@ -463,9 +463,7 @@ class BigQueryWarehouse(Warehouse):
         applied by key with one ``MERGE``, which is atomic on its own. A retried batch merges again,
         so it never double-counts. Each batch is one load job and one query job: keep
         ``--write_max_latency`` at 10 s or more per table on BigQuery (load-job quotas)."""
-        spec = schemas.table_schema(table)
-        mode = stream_write_mode(spec, upsert)
-        rows = collapse_by_key(spec.key, rows)
+        spec, mode, rows = stream_batch(table, rows, upsert)
         if not rows:
             return 0
         client = self._bq()

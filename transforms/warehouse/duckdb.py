@@ -18,7 +18,7 @@ from ...schemas import TableSpec
 from ...schemas.arrow import arrow_schema
 from ...schemas.duckdb import comments, create_table, quote
 from ..errors import TOKEN_HASH_PATTERN
-from . import Warehouse, WarehouseError, collapse_by_key, stream_write_mode
+from . import Warehouse, WarehouseError, stream_batch
 from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
 
 
@@ -202,9 +202,7 @@ class DuckDBWarehouse(Warehouse):
 
     def write_rows(self, table: str, rows: list[dict[str, Any]], upsert: bool = False) -> int:
         """One transaction per call; the same keyed apply as :meth:`commit` (see the interface)."""
-        spec = schemas.table_schema(table)
-        mode = stream_write_mode(spec, upsert)
-        rows = collapse_by_key(spec.key, rows)
+        spec, mode, rows = stream_batch(table, rows, upsert)
         if not rows:
             return 0
         con = self._connect()
