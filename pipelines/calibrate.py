@@ -33,7 +33,7 @@ from touchline.transforms.scoring.calibration import (RespondentFeatures, answer
 from touchline.transforms.scoring.model import ScoringModel
 from touchline.transforms.warehouse import WarehouseError, open_warehouse
 
-from .options import (ConfigError, ExperienceOptions, TouchlineOptions, default_staging_dir, parse_pipeline_args,
+from .options import (ConfigError, ExperienceOptions, TouchlineOptions, date_flag, default_staging_dir, parse_pipeline_args,
                       resolve_experience)
 
 EPOCH = dt.date(1970, 1, 1)
@@ -59,15 +59,6 @@ class CalibrationRun:
     report: dict
 
 
-def _date(flag: str, value: str | None, default: dt.date) -> dt.date:
-    if value is None:
-        return default
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag}={value!r} is not a date", f"use YYYY-MM-DD, e.g. {flag}=2026-10-31") from None
-
-
 def run(argv: list[str], prog: str = "touchline calibrate") -> CalibrationRun:
     parser = argparse.ArgumentParser(prog=prog, add_help=False, allow_abbrev=False)
     add_arguments(parser)
@@ -75,9 +66,9 @@ def run(argv: list[str], prog: str = "touchline calibrate") -> CalibrationRun:
     options = parse_pipeline_args(rest, prog)
     base, settings = resolve_experience(options)
     tl = options.view_as(TouchlineOptions)
-    today = _date("--logical_date", tl.logical_date, dt.datetime.now(dt.timezone.utc).date())
-    to_date = _date("--to_date", own.to_date, today)
-    from_date = _date("--from_date", own.from_date, to_date - dt.timedelta(days=89))
+    today = date_flag("--logical_date", tl.logical_date, dt.datetime.now(dt.timezone.utc).date())
+    to_date = date_flag("--to_date", own.to_date, today)
+    from_date = date_flag("--from_date", own.from_date, to_date - dt.timedelta(days=89))
     if from_date > to_date:
         raise ConfigError(f"--from_date {from_date} is after --to_date {to_date}", "swap them or widen the period")
     if not 0 < own.holdout < 1:

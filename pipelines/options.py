@@ -246,12 +246,7 @@ class BatchPlan:
 
 
 def _logical_date(value: str | None) -> dt.date:
-    if value is None:
-        return dt.datetime.now(dt.timezone.utc).date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--logical_date={value!r} is not a date", "use YYYY-MM-DD, e.g. --logical_date=2026-10-31") from None
+    return date_flag("--logical_date", value, dt.datetime.now(dt.timezone.utc).date())
 
 
 def resolve_inputs(opts: BatchOptions, tables: tuple[str, ...] = ()) -> dict[str, list[str]]:
@@ -285,13 +280,14 @@ def resolve_inputs(opts: BatchOptions, tables: tuple[str, ...] = ()) -> dict[str
     return inputs
 
 
-def _date_flag(flag: str, value: str | None, default: dt.date) -> dt.date:
+def date_flag(flag: str, value: str | None, default: dt.date | None = None) -> dt.date | None:
+    """A YYYY-MM-DD flag's date (``default`` when not given), or one ConfigError naming the fix."""
     if value is None:
         return default
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"{flag}={value!r} is not a date", f"use YYYY-MM-DD, e.g. {flag}=2026-10-01") from None
+        raise ConfigError(f"{flag}={value!r} is not a date", f"use YYYY-MM-DD, e.g. {flag}=2026-10-31") from None
 
 
 def resolve_connection(options: PipelineOptions, project: str) -> BigQueryConnection:
@@ -325,8 +321,8 @@ def resolve_tables(options: PipelineOptions, selected: list[str], logical_date: 
         return {}, None
     if batch.bigquery_read_streams <= 0:
         raise ConfigError(f"--bigquery_read_streams must be positive, got {batch.bigquery_read_streams}", "use e.g. --bigquery_read_streams=16")
-    from_date = _date_flag("--from_date", batch.from_date, logical_date)
-    to_date = _date_flag("--to_date", batch.to_date, from_date)
+    from_date = date_flag("--from_date", batch.from_date, logical_date)
+    to_date = date_flag("--to_date", batch.to_date, from_date)
     if to_date < from_date:
         raise ConfigError(f"--to_date {to_date} is before --from_date {from_date}", "swap them, or pass a single --from_date")
     try:

@@ -35,7 +35,7 @@ from touchline.transforms.warehouse import Warehouse, WarehouseError, open_wareh
 
 from . import __version__
 from . import report_charts as charts
-from .options import ConfigError, with_bigquery_flags
+from .options import ConfigError, date_flag, with_bigquery_flags
 from .progress import Progress
 from .summary import channel_counts
 
@@ -378,15 +378,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bigquery_location", default=None, help="BigQuery location of the dataset, e.g. EU")
 
 
-def _day(flag: str, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag}={value!r} is not a date", f"use YYYY-MM-DD, e.g. {flag}=2026-10-31") from None
-
-
 def write_report(warehouse: Warehouse, out: str, start: dt.date | None = None, end: dt.date | None = None,
                  progress: Progress | None = None) -> dict[str, str]:
     """Query, render and write the report; returns {section key: state}."""
@@ -417,7 +408,7 @@ def run(args, progress: Progress | None = None) -> str:
     url = with_bigquery_flags(args.warehouse, args.bigquery_endpoint, args.bigquery_storage_endpoint, args.bigquery_location)
     if not url.startswith("bigquery://") and not os.path.exists(url.removeprefix("duckdb:")):
         raise ConfigError(f"warehouse {url} does not exist", "run `touchline batch` (or `touchline demo`) first, or check --warehouse")
-    start, end = _day("--from_date", args.from_date), _day("--to_date", args.to_date)
+    start, end = date_flag("--from_date", args.from_date), date_flag("--to_date", args.to_date)
     try:
         warehouse = open_warehouse(url)
         warehouse.check()
