@@ -170,19 +170,19 @@ def build_prefix(p, plan, prefix: str):
                                       plan.experience, history)
         return _drain(tables.values(), "Bench")
     outs = []
-    parsed = []
+    parsed = {}
     for channel, patterns in plan.inputs.items():
         raw = p | f"Read{batch.camel(channel)}" >> ReadChannelFiles(patterns, plan.split_bytes)
         if prefix == "read":
             outs.append(raw)
             continue
         result = raw | f"Parse{batch.camel(channel)}" >> ParseTouchpoints(channel, ctx)
-        parsed.append(result[TOUCHPOINTS])
+        parsed[channel] = result[TOUCHPOINTS]
         outs.append(result[DEAD_LETTERS])
     if prefix == "parse":
-        outs.extend(parsed)
+        outs.extend(parsed.values())
     elif prefix == "dedup":
-        deduped = parsed | "FlattenTouchpoints" >> beam.Flatten() | "Deduplicate" >> DeduplicateTouchpoints(ctx)
+        deduped = parsed | "Deduplicate" >> DeduplicateTouchpoints(ctx)
         outs.extend([deduped[TOUCHPOINTS], deduped[DEAD_LETTERS]])
     return _drain(outs, "Bench")
 
@@ -346,7 +346,7 @@ def parse_size(text: str) -> int:
     return int(float(text))
 
 
-def profile(data: str, top: int) -> None:
+def profile(data: str, top: int, out: str | None = None) -> None:
     import cProfile
     import pstats
 
@@ -358,6 +358,9 @@ def profile(data: str, top: int) -> None:
         prof.disable()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if out:
+        prof.dump_stats(out)  # for pstats / snakeviz: callers, callees
+        print(f"profile written to {out}")
     stats = pstats.Stats(prof)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
@@ -422,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="floor,full", help="what to run per size and mode (default floor,full)")
     parser.add_argument("--stages", action="store_true", help="also run every prefix of the graph (stage breakdown)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile one in-process full run; print the top N")
+    parser.add_argument("--profile_out", default=None, metavar="FILE", help="with --profile: also save the raw cProfile stats")
     parser.add_argument("--stage_times", type=int, default=0, metavar="N",
                         help="time the runner's fused stages in one in-process full run; print the top N")
     parser.add_argument("--data", default=os.path.join("data", "bench"), help="where generated inputs are kept (default data/bench)")
@@ -447,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         note = f"generated in {gen_s:.1f} s" if gen_s else "reused"
         print(f"\n== {records:,} input records ({persons_for(size):,} persons x {DAYS} days, {note}: {data})", flush=True)
         if args.profile:
-            profile(data, args.profile)
+            profile(data, args.profile, args.profile_out)
             continue
         if args.stage_times:
             stage_times(data, args.stage_times)

@@ -31,6 +31,7 @@ from touchline.transforms.dedup import DeduplicateTouchpoints
 from touchline.transforms.experience import TABLES as EXPERIENCE_TABLES
 from touchline.transforms.experience import ComputeExperience, ExperienceSettings
 from touchline.transforms.experience import state_filters as experience_state_filters
+from touchline.transforms.labels import camel
 from touchline.transforms.identity import OUTPUT_TABLES, STATE_TABLES, Identity, IdentityConfig
 from touchline.transforms.scoring.model import ScoringModel
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
@@ -46,11 +47,6 @@ SCOPE = schemas.RECOMPUTE_SCOPE
 IDENTITY_TABLES = tuple(t for t in OUTPUT_TABLES if t != SCOPE)
 #: Everything a batch run stages (and commits in one transaction).
 TABLES = ("touchpoints", "dead_letters", *IDENTITY_TABLES, *EXPERIENCE_TABLES)
-
-
-def camel(name: str) -> str:
-    """Stable CamelCase step label part (Dataflow maps steps by label on update)."""
-    return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
 
 
 def build_pipeline(
@@ -72,7 +68,7 @@ def build_pipeline(
     ``experience_state`` the ``history_*`` inputs of the experience stage (both from
     ``Warehouse.read``); missing identity state is empty (a first run). Without a ``model`` the
     graph stops after identity (used by tests of the earlier stages)."""
-    parsed_touchpoints, dead_letters = [], []
+    parsed_touchpoints, dead_letters = {}, []
     tables = tables or {}
     for channel in dict.fromkeys([*inputs, *tables]):
         reads = []
@@ -82,10 +78,10 @@ def build_pipeline(
             reads.append(p | f"Read{camel(channel)}Table" >> tables[channel])
         raw = reads[0] if len(reads) == 1 else reads | f"Flatten{camel(channel)}Inputs" >> beam.Flatten()
         parsed = raw | f"Parse{camel(channel)}" >> ParseTouchpoints(channel, ctx)
-        parsed_touchpoints.append(parsed[TOUCHPOINTS])
+        parsed_touchpoints[channel] = parsed[TOUCHPOINTS]
         dead_letters.append(parsed[DEAD_LETTERS])
-    touchpoints = parsed_touchpoints | "FlattenTouchpoints" >> beam.Flatten()
-    deduped = touchpoints | "Deduplicate" >> DeduplicateTouchpoints(ctx)
+    # one input per source: each is keyed and packed in its parse stage, the flatten carries bytes
+    deduped = parsed_touchpoints | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
     previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
     stitched = (

@@ -1,6 +1,7 @@
 """Attribution: the strongest usable identifier decides; history is re-emitted only when it moved."""
 
-from touchline.transforms.identity.attribute import CURRENT, HISTORY, NO_IDENTIFIER, _Key, attribute
+from touchline.transforms.identity.attribute import CURRENT, HISTORY, NO_IDENTIFIER, _Key, _packed, attribute
+from touchline.transforms.packing import unpack
 
 from .identity_world import h, tp
 
@@ -8,7 +9,8 @@ from .identity_world import h, tp
 def keyed(touchpoint, origin=CURRENT, excluded=()):
     fn = _Key(origin)
     fn.setup()
-    return list(fn.process(touchpoint, list(excluded)))
+    # the touchpoint travels packed (as bytes) from keying to the join: unpack it to compare
+    return [(key, (tag, unpack(blob))) for key, (tag, blob) in fn.process(_packed(touchpoint), list(excluded))]
 
 
 def test_key_is_the_strongest_identifier_that_is_not_quarantined():

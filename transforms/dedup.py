@@ -19,6 +19,8 @@ from apache_beam.metrics import Metrics
 from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
+from .labels import camel
+from .packing import pack, unpack
 from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
 
 CONFLICT = "conflicting_duplicate"
@@ -51,32 +53,34 @@ def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept:
     )
 
 
-def _keep(versions: dict, touchpoint: dict) -> None:
+def _keep(versions: dict, blob: bytes) -> None:
     """Add a version: one per content digest, the copy read at the smallest source."""
+    touchpoint = unpack(blob)
     digest = content_digest(touchpoint)
     kept = versions.get(digest)
-    if kept is None or touchpoint["source"] < kept["source"]:
-        versions[digest] = touchpoint
+    if kept is None or touchpoint["source"] < kept[0]:
+        versions[digest] = (touchpoint["source"], blob)
 
 
 class _Versions(beam.CombineFn):
-    """Accumulator: (copies seen, the only copy so far, {digest: touchpoint with the smallest source}).
+    """Accumulator: (copies seen, the only copy so far, {digest: (source, copy) with the smallest source}).
 
-    Almost every event_id has one copy: its digest is never needed, so it is computed only once a
-    second copy arrives (then for every copy). Until then the dict is None and the copy waits in
-    the middle slot; afterwards the middle slot is None."""
+    Copies are packed touchpoints (:mod:`.packing`): they cross the shuffle as bytes and are
+    unpacked only when their content is needed. Almost every event_id has one copy: its digest is
+    never needed, so it is computed only once a second copy arrives (then for every copy). Until
+    then the dict is None and the copy waits in the middle slot; afterwards the middle slot is None."""
 
     def create_accumulator(self):
         return (0, None, None)
 
-    def add_input(self, acc, touchpoint):
+    def add_input(self, acc, blob):
         count, single, versions = acc
         if count == 0:
-            return (1, touchpoint, None)
+            return (1, blob, None)
         if versions is None:
             versions = {}
             _keep(versions, single)
-        _keep(versions, touchpoint)
+        _keep(versions, blob)
         return (count + 1, None, versions)
 
     def merge_accumulators(self, accumulators):
@@ -95,16 +99,19 @@ class _Versions(beam.CombineFn):
             if versions is None:
                 _keep(merged, one)
             else:
-                for touchpoint in versions.values():
-                    _keep(merged, touchpoint)
+                for digest, version in versions.items():
+                    kept = merged.get(digest)
+                    if kept is None or version[0] < kept[0]:
+                        merged[digest] = version
             total += count
         return (total, single, merged)
 
     def extract_output(self, acc):
+        """(copies seen, packed versions ordered by content digest: the first one wins)."""
         count, single, versions = acc
         if versions is None:
             return count, [single]
-        return count, [versions[d] for d in sorted(versions)]
+        return count, [versions[d][1] for d in sorted(versions)]
 
 
 class _Emit(beam.DoFn):
@@ -122,7 +129,8 @@ class _Emit(beam.DoFn):
         self._counters[key].inc(n)
 
     def process(self, element):
-        _event_id, (count, versions) = element
+        _event_id, (count, packed) = element
+        versions = [unpack(blob) for blob in packed]
         winner, losers = versions[0], versions[1:]
         if count > len(versions):
             self._count("duplicates", accounting_name(winner), count - len(versions))
@@ -135,17 +143,31 @@ class _Emit(beam.DoFn):
 
 
 class DeduplicateTouchpoints(beam.PTransform):
-    """Touchpoints (any channels) -> ``{touchpoints, dead_letters}`` with one row per event_id."""
+    """Touchpoints (any channels) -> ``{touchpoints, dead_letters}`` with one row per event_id.
+
+    The input is one PCollection, or a dict of them (e.g. one per channel): each is then keyed and
+    packed where it is made, so their flatten carries bytes instead of touchpoints."""
 
     def __init__(self, context: RunContext):
         super().__init__()
         self._ctx = context
 
     def expand(self, touchpoints):
+        # packed: copies cross the flatten and the shuffle as bytes, unpacked once in KeepOne (see .packing)
+        if isinstance(touchpoints, dict):
+            keyed = [
+                pcoll | f"KeyByEventId{camel(name)}" >> beam.Map(_keyed)
+                for name, pcoll in touchpoints.items()
+            ] | "FlattenKeyed" >> beam.Flatten()
+        else:
+            keyed = touchpoints | "KeyByEventId" >> beam.Map(_keyed)
         results = (
-            touchpoints
-            | "KeyByEventId" >> beam.Map(lambda tp: (tp["event_id"], tp))
+            keyed
             | "CombineCopies" >> beam.CombinePerKey(_Versions())
             | "KeepOne" >> beam.ParDo(_Emit(self._ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
         )
         return {TOUCHPOINTS: results[TOUCHPOINTS], DEAD_LETTERS: results[DEAD_LETTERS]}
+
+
+def _keyed(touchpoint: dict) -> tuple[str, bytes]:
+    return touchpoint["event_id"], pack(touchpoint)

@@ -59,6 +59,7 @@ from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
 from .journeys import MICROS_PER_DAY, MICROS_PER_HOUR, Journey, JourneyRules, analyze, journey_row
+from .packing import PackedCoGroupByKey
 from .scoring.combined import combined_row
 from .scoring.cumulative import State
 from .scoring.daily import current_row, daily_row, fold, prev_state_from_row, state_from_row
@@ -400,7 +401,8 @@ class ComputeExperience(beam.PTransform):
             keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r))
         if "history_current" in inputs:
             keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.Map(lambda r: (r["person_id"], r))
-        grouped = keyed | "GroupByPerson" >> beam.CoGroupByKey()
+        # touchpoints and stored score rows cross the flatten and the shuffle as bytes (packing)
+        grouped = keyed | "GroupByPerson" >> PackedCoGroupByKey(packed=tuple(k for k in keyed if k != "scope"))
         scored = grouped | "ScorePersons" >> beam.ParDo(_ScorePersons(self._ctx, self._model, self._settings)).with_outputs(
             JOURNEYS, DAILY, CURRENT, SCOPE, DEAD_LETTERS)
         stored = inputs.get("history_survey_days")
@@ -416,6 +418,9 @@ class ComputeExperience(beam.PTransform):
         )
         surveys = (
             latest
+            # filtered before the side-input step: only survey answers wait for the days (on the
+            # local runner everything a side-input step reads is first materialized)
+            | "SurveyAnswers" >> beam.Filter(lambda element: _is_survey(element[1]))
             | "SurveysOnThoseDays" >> beam.FlatMap(_on_days, beam.pvalue.AsList(days))
             | "AggregateSurveys" >> AggregateSurveys()
         )

@@ -28,6 +28,7 @@ import apache_beam as beam
 
 from ... import schemas
 from ..context import RunContext
+from ..labels import camel
 from .attribute import AttributeTouchpoints
 from .config import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig
 from .erasure import ApplyErasure
@@ -58,7 +59,7 @@ class Identity(beam.PTransform):
         def given(name):
             if name in inputs:
                 return inputs[name]
-            return pipeline | f"No{''.join(p.capitalize() for p in name.split('_'))}" >> beam.Create([])
+            return pipeline | f"No{camel(name)}" >> beam.Create([])
 
         # Steps that only matter with stored state are left out of the graph when it is absent
         # (a first run): every step costs fixed time on a local runner, even on no data.

@@ -30,6 +30,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ..packing import pack, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .graph import strongest
@@ -44,11 +45,18 @@ HISTORY = "history"
 NO_IDENTIFIER = "\x00"
 
 
+def _packed(touchpoint: dict) -> tuple:
+    """Touchpoint -> (event_id, channel, identifiers, packed touchpoint): what keying reads, plus the
+    touchpoint as bytes. Made where the touchpoint is made (fused), so the materialized input of
+    the keying step (it waits for the ``excluded`` side input) and the join carry bytes."""
+    return touchpoint["event_id"], touchpoint["channel"], touchpoint["identifiers"], pack(touchpoint)
+
+
 class _Key(beam.DoFn):
-    """Touchpoint -> (strongest usable identifier, (origin, touchpoint)); an unattributable one is
-    keyed ``NO_IDENTIFIER + event_id`` and goes through the same join (it meets no person there).
-    One output instead of two means no Flatten of two branches afterwards (on the local runner a
-    Flatten copies every element through a buffer)."""
+    """Packed touchpoint -> (strongest usable identifier, (origin, packed touchpoint)); an
+    unattributable one is keyed ``NO_IDENTIFIER + event_id`` and goes through the same join (it
+    meets no person there). One output instead of two means no Flatten of two branches afterwards
+    (on the local runner a Flatten copies every element through a buffer)."""
 
     def __init__(self, origin: str):
         self._origin = origin
@@ -57,17 +65,17 @@ class _Key(beam.DoFn):
         self._excluded = SetCache()
         self._unattributed = {}
 
-    def process(self, touchpoint, excluded):
-        best = strongest(touchpoint["identifiers"], self._excluded(excluded))
+    def process(self, element, excluded):
+        event_id, channel, identifiers, blob = element
+        best = strongest(identifiers, self._excluded(excluded))
         if best is None:
-            channel = touchpoint["channel"]
             if self._origin == CURRENT:
                 if channel not in self._unattributed:
                     self._unattributed[channel] = Metrics.counter(NAMESPACE, f"{channel}.unattributed")
                 self._unattributed[channel].inc()
-            yield NO_IDENTIFIER + touchpoint["event_id"], (self._origin, touchpoint)
+            yield NO_IDENTIFIER + event_id, (self._origin, blob)
             return
-        yield best["id_hash"], (self._origin, touchpoint)
+        yield best["id_hash"], (self._origin, blob)
 
 
 class _Attribute(beam.DoFn):
@@ -77,8 +85,8 @@ class _Attribute(beam.DoFn):
         _id_hash, grouped = element
         persons = list(grouped["person"])
         person = persons[0] if persons else None
-        for origin, touchpoint in grouped["touchpoints"]:
-            yield from attribute(origin, touchpoint, person)
+        for origin, blob in grouped["touchpoints"]:
+            yield from attribute(origin, unpack(blob), person)
 
 
 def attribute(origin: str, touchpoint: dict, person: str | None):
@@ -123,7 +131,8 @@ class AttributeTouchpoints(beam.PTransform):
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
-        current = inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded)
+        current = (inputs["touchpoints"] | "PackCurrent" >> beam.Map(_packed)
+                   | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded))
         if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
             attributed = (
                 {"person": inputs["persons"], "touchpoints": current}
@@ -134,7 +143,8 @@ class AttributeTouchpoints(beam.PTransform):
                 "touchpoints": attributed[CURRENT],
                 "scopes": inputs["touchpoints"].pipeline | "NoScopes" >> beam.Create([]),
             }
-        history = inputs["history"] | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded)
+        history = (inputs["history"] | "PackHistory" >> beam.Map(_packed)
+                   | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded))
         attributed = (
             {"person": inputs["persons"], "touchpoints": (current, history) | "Keyed" >> beam.Flatten()}
             | "JoinPersons" >> beam.CoGroupByKey()

@@ -19,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from ... import schemas
 from . import Warehouse, open_warehouse
+from ..labels import camel
 
 NAMESPACE = "touchline"
 #: Row field with a version number (monotone per row key) that a stateful streaming stage may add;
@@ -78,10 +79,6 @@ def shared_warehouse(url: str) -> SharedWarehouse:
         return entry
 
 
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
 class _CommitBatches(beam.DoFn):
     def __init__(self, warehouse_url: str, tables: list[str], upsert: tuple[str, ...] = ()):
         self._url = warehouse_url
@@ -117,7 +114,7 @@ class WriteTablesStreaming(beam.PTransform):
 
     def expand(self, tables: dict[str, Any]):
         keyed = [
-            rows | f"Key{_camel(table)}" >> beam.Map(lambda row, t=table: (t, row)).with_output_types(Tuple[str, Any])
+            rows | f"Key{camel(table)}" >> beam.Map(lambda row, t=table: (t, row)).with_output_types(Tuple[str, Any])
             for table, rows in tables.items()
         ]
         return (
