@@ -273,8 +273,8 @@ def score_person(person_id: str, touchpoints: Iterable[tuple[int, dict]], identi
 
 # ------------------------------------------------------------------------------------ Beam stage
 def _stored_not_in_run(element):
-    """event_id, {run: [None if this run has it], stored: [stored versions]} -> (0, the stored
-    version) unless this run has the event (its version, maybe re-attributed by identity, wins).
+    """event_id, {run: [None if this run has it], stored: [stored versions]} -> the stored
+    version unless this run has the event (its version, maybe re-attributed by identity, wins).
     Stored rows are unique per event_id (the table merges by it); should there be several, the
     one read at the smallest source is kept."""
     _event_id, grouped = element
@@ -285,20 +285,25 @@ def _stored_not_in_run(element):
         if best is None or tp["source"] < best["source"]:
             best = tp
     if best is not None:
-        yield 0, best
+        yield best
 
 
 class _KeyByPerson(beam.DoFn):
+    """Touchpoint -> (person_id, (is_run, touchpoint)); unattributed ones (no person) are left out
+    (counted when they are this run's)."""
+
+    def __init__(self, is_run: int):
+        self._is_run = is_run
+
     def setup(self):
         self._unattributed = Metrics.counter(METRICS, "unattributed")
 
-    def process(self, element):
-        is_run, tp = element
+    def process(self, tp):
         if tp.get("person_id") is None:
-            if is_run:
+            if self._is_run:
                 self._unattributed.inc()
             return
-        yield tp["person_id"], element
+        yield tp["person_id"], (self._is_run, tp)
 
 
 class _ScorePersons(beam.DoFn):
@@ -319,7 +324,7 @@ class _ScorePersons(beam.DoFn):
 
     def process(self, element):
         person_id, groups = element
-        touchpoints = list(groups["touchpoints"])
+        touchpoints = [*groups["touchpoints"], *groups.get("stored", ())]
         try:
             result = score_person(person_id, touchpoints, groups["scope"], groups.get("daily", ()), groups.get("current", ()),
                                   self._model, self._settings, self._ctx.logical_day, self._tools)
@@ -354,9 +359,8 @@ def _recomputable_days(day, blocked, window):
         yield day
 
 
-def _on_days(element, days):
-    _, tp = element
-    if _is_survey(tp) and tp["event_date"] in set(days):
+def _on_days(tp, days):
+    if tp["event_date"] in set(days):
         yield tp
 
 
@@ -381,7 +385,8 @@ class ComputeExperience(beam.PTransform):
         # only when this run does not have it) and always win over a stored version: they go to
         # the per-person grouping directly. Only stored touchpoints are joined by event_id -- against
         # the run's event ids, not whole touchpoints -- to drop the versions this run replaces.
-        latest = run | "TagRun" >> beam.Map(lambda tp: (1, tp))
+        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1))}
+        answers = run | "SurveyAnswers" >> beam.Filter(_is_survey)
         if "history_touchpoints" in inputs:  # absent: nothing stored in the read window (a first run)
             stored = (
                 {
@@ -391,11 +396,10 @@ class ComputeExperience(beam.PTransform):
                 | "JoinRunEventIds" >> beam.CoGroupByKey()
                 | "StoredNotInRun" >> beam.FlatMap(_stored_not_in_run)
             )
-            latest = (latest, stored) | "AllVersions" >> beam.Flatten()
-        keyed = {
-            "touchpoints": latest | "KeyByPerson" >> beam.ParDo(_KeyByPerson()),
-            "scope": scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"])),
-        }
+            # a join input of its own (no flatten with the run's touchpoints before the grouping)
+            keyed["stored"] = stored | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0))
+            answers = (answers, stored | "StoredSurveyAnswers" >> beam.Filter(_is_survey)) | "AllSurveyAnswers" >> beam.Flatten()
+        keyed["scope"] = scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"]))
         # stored scores: absent when nothing is stored (a first run)
         if "history_daily" in inputs:
             keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r))
@@ -416,11 +420,10 @@ class ComputeExperience(beam.PTransform):
             | "DistinctSurveyDays" >> beam.Distinct()
             | "RecomputableDays" >> beam.FlatMap(_recomputable_days, beam.pvalue.AsList(blocked), window)
         )
+        # survey answers are filtered before the side-input step: only they wait for the days (on
+        # the local runner everything a side-input step reads is first materialized)
         surveys = (
-            latest
-            # filtered before the side-input step: only survey answers wait for the days (on the
-            # local runner everything a side-input step reads is first materialized)
-            | "SurveyAnswers" >> beam.Filter(lambda element: _is_survey(element[1]))
+            answers
             | "SurveysOnThoseDays" >> beam.FlatMap(_on_days, beam.pvalue.AsList(days))
             | "AggregateSurveys" >> AggregateSurveys()
         )

@@ -30,7 +30,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ..packing import pack, unpack
+from ..packing import PackedCoGroupByKey, pack, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .graph import strongest
@@ -83,9 +83,11 @@ class _Attribute(beam.DoFn):
 
     def process(self, element):
         _id_hash, grouped = element
-        persons = list(grouped["person"])
+        persons = grouped["person"]
         person = persons[0] if persons else None
         for origin, blob in grouped["touchpoints"]:
+            yield from attribute(origin, unpack(blob), person)
+        for origin, blob in grouped.get(HISTORY, ()):
             yield from attribute(origin, unpack(blob), person)
 
 
@@ -136,7 +138,7 @@ class AttributeTouchpoints(beam.PTransform):
         if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
             attributed = (
                 {"person": inputs["persons"], "touchpoints": current}
-                | "JoinPersons" >> beam.CoGroupByKey()
+                | "JoinPersons" >> PackedCoGroupByKey()
                 | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
             )
             return {
@@ -146,8 +148,8 @@ class AttributeTouchpoints(beam.PTransform):
         history = (inputs["history"] | "PackHistory" >> beam.Map(_packed)
                    | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded))
         attributed = (
-            {"person": inputs["persons"], "touchpoints": (current, history) | "Keyed" >> beam.Flatten()}
-            | "JoinPersons" >> beam.CoGroupByKey()
+            {"person": inputs["persons"], "touchpoints": current, HISTORY: history}
+            | "JoinPersons" >> PackedCoGroupByKey()
             | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
         )
         this_run = attributed[CURRENT]
