@@ -86,4 +86,7 @@ def test_build_graph_merges_this_run_with_the_stored_graph():
         links = graph["links"] | beam.Map(lambda kv: (kv[0], kv[1]["first_seen"], kv[1]["last_seen"], kv[1]["previous"]))
         assert_that(links, equal_to([((min(a, b), max(a, b)), T0 - 5, T0 + 86_400_000_000, (T0 - 5, T0 - 5))]))
         nodes = graph["nodes"] | "Kinds" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
-        assert_that(nodes, equal_to([(a, "customer_id"), (b, "device_id")] * 2), label="NodeEvents")
+        # this run's observations are combined per identifier before they leave the graph step
+        assert_that(nodes, equal_to([(a, "customer_id"), (b, "device_id")]), label="NodeEvents")
+        seen = graph["nodes"] | "Seen" >> beam.Map(lambda kv: (kv[0], kv[1][2], kv[1][3]))
+        assert_that(seen, equal_to([(a, T0, T0 + 86_400_000_000), (b, T0, T0 + 86_400_000_000)]), label="FirstLastSeen")

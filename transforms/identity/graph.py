@@ -171,12 +171,46 @@ class _MergeLink(beam.CombineFn):
         return {"kind": kind, "linked_kind": linked_kind, "first_seen": first, "last_seen": last, "previous": previous}
 
 
+class _Seen(beam.CombineFn):
+    """``("seen", kind, first, last)`` observations of one identifier -> one, with the earliest first
+    and the latest last seen (an identifier's kind is part of its hash: the same in every observation)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, event):
+        return self.merge_accumulators([acc, event])
+
+    def merge_accumulators(self, accumulators):
+        out = None
+        for event in accumulators:
+            if event is None:
+                continue
+            out = event if out is None else ("seen", event[1], min(out[2], event[2]), max(out[3], event[3]))
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _link_observation(element):
+    """((a, b), link dict of this run's observations) -> ((a, b), (kind_a, kind_b, first, last))."""
+    key, link = element
+    return key, (link["kind"], link["linked_kind"], link["first_seen"], link["last_seen"])
+
+
 class BuildGraph(beam.PTransform):
     """{touchpoints, [identity_map], [identity_links]} -> {nodes: (id_hash, node event), links: ((a, b), link)}.
 
     ``identity_map`` / ``identity_links`` are the stored rows of the previous run (may be empty).
     Node events -- ``("seen", kind, first, last)`` per identifier occurrence and ``("previous", row)``
-    per stored row -- are combined per identifier together with its degree by ``guards``."""
+    per stored row -- are combined per identifier together with its degree by ``guards``.
+
+    This run's observations are combined per identifier (and per link) by lifted combiners right
+    where they are made, *before* they meet the stored rows: a touchpoint makes a node event per
+    identifier and a link per non-central identifier, so combining first turns millions of raw
+    events into one per distinct identifier before the flatten (which the local runner
+    materializes) and the shuffle. min/max are associative: the result is the same."""
 
     def __init__(self, hash_key_source: str, extra_blocklist: tuple[tuple[str, str], ...] = ()):
         super().__init__()
@@ -187,7 +221,10 @@ class BuildGraph(beam.PTransform):
         observed = inputs["touchpoints"] | "Observe" >> beam.ParDo(_Observe(self._key_source, self._extra)).with_output_types(Any).with_outputs(
             NODES, main=LINKS
         )
-        nodes, links = [observed[NODES]], [observed[LINKS]]
+        nodes = [observed[NODES] | "CombineSeen" >> beam.CombinePerKey(_Seen())]
+        links = [observed[LINKS]]
+        if "identity_links" in inputs:  # combined before meeting the stored links (absent: one input, fused)
+            links = [observed[LINKS] | "CombineObserved" >> beam.CombinePerKey(_MergeLink()) | "Observed" >> beam.Map(_link_observation)]
         if "identity_map" in inputs:  # absent on a first run
             nodes.append(inputs["identity_map"] | "StoredNodes" >> beam.Map(lambda row: (row["id_hash"], ("previous", row))))
         if "identity_links" in inputs:
