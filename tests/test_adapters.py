@@ -253,6 +253,8 @@ def test_every_adapter_accounts_for_every_record_through_touchline_batch(tmp_pat
         assert dead == {a: len(reasons(a)) for a in EXPECTED}
         dump = json.dumps(con.sql("SELECT * FROM touchpoints").fetchall() + con.sql("SELECT * FROM dead_letters").fetchall(),
                           default=str)
-        assert not [p for p in CLEAR_PII if p in dump]
+        # hex digests (id hashes, run and dead-letter ids: the run id depends on the files' mtimes)
+        # can contain "4242" by chance; the clear text looked for is never hex of that length
+        assert not [p for p in CLEAR_PII if p in re.sub(r"[0-9a-f]{16,}", "#", dump)]
     finally:
         con.close()
