@@ -154,8 +154,6 @@ def _drain(pcolls, label: str):
 
 def build_prefix(p, plan, prefix: str):
     """The batch graph cut after ``prefix`` (see the module doc), ending in a step that drops everything."""
-    import apache_beam as beam
-
     from touchline.pipelines import batch
     from touchline.transforms.context import RunContext
     from touchline.transforms.dedup import DeduplicateTouchpoints
