@@ -111,15 +111,21 @@ NODES = "nodes"
 LINKS = "links"
 
 
-class _Observe(beam.DoFn):
-    """Touchpoint -> (id_hash, (kind, t, t)) per identifier, ((a, b), (kind_a, kind_b, t, t)) per star link."""
+class KnowsBlocklist:
+    """Mixin for DoFns that compare identifiers with the blocklist: ``self._blocked`` (keyed hashes
+    of every blocklisted value, built-in and extra) is built in ``setup`` on the worker, from the hash
+    key source, so no key or hash set is pickled. Subclasses with more setup call ``super().setup()``."""
 
-    def __init__(self, hash_key_source: str, extra_blocklist: tuple[tuple[str, str], ...]):
+    def __init__(self, hash_key_source: str, extra_blocklist: tuple[tuple[str, str], ...] = ()):
         self._key_source = hash_key_source
         self._extra = extra_blocklist
 
     def setup(self):
         self._blocked = blocklist_hashes(Hasher(resolve_key(self._key_source)), self._extra)
+
+
+class _Observe(KnowsBlocklist, beam.DoFn):
+    """Touchpoint -> (id_hash, (kind, t, t)) per identifier, ((a, b), (kind_a, kind_b, t, t)) per star link."""
 
     def process(self, touchpoint):
         identifiers = touchpoint["identifiers"]

@@ -20,9 +20,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ..identifiers import Hasher, resolve_key
 from ..parse import NAMESPACE
-from .graph import blocklist_hashes, is_unique
+from .graph import KnowsBlocklist, is_unique
 
 BLOCKLISTED = "blocklisted"
 DEGREE_CAP = "degree_cap"
@@ -37,15 +36,8 @@ def verdict(id_hash, kind, first_seen, last_seen, previous, degree, reason=None,
             "degree": degree, "reason": reason, "conflicting_kinds": list(conflicting_kinds), "cap": cap}
 
 
-class _Tell(beam.DoFn):
+class _Tell(KnowsBlocklist, beam.DoFn):
     """A link -> one node event for each end: ("link", the other end, its kind, whether it is junk)."""
-
-    def __init__(self, hash_key_source: str, extra_blocklist):
-        self._key_source = hash_key_source
-        self._extra = extra_blocklist
-
-    def setup(self):
-        self._blocked = blocklist_hashes(Hasher(resolve_key(self._key_source)), self._extra)
 
     def process(self, element):
         (a, b), link = element
@@ -105,14 +97,13 @@ class _Summarize(beam.CombineFn):
         return acc
 
 
-class _Judge(beam.DoFn):
+class _Judge(KnowsBlocklist, beam.DoFn):
     def __init__(self, hash_key_source: str, extra_blocklist, caps: dict[str, int]):
-        self._key_source = hash_key_source
-        self._extra = extra_blocklist
+        super().__init__(hash_key_source, extra_blocklist)
         self._caps = dict(caps)
 
     def setup(self):
-        self._blocked = blocklist_hashes(Hasher(resolve_key(self._key_source)), self._extra)
+        super().setup()
         self._counters = {r: Metrics.counter(NAMESPACE, f"identity.quarantined.{r}") for r in REASONS}
 
     def process(self, element):

@@ -34,10 +34,9 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ..identifiers import Hasher, resolve_key
 from ..parse import NAMESPACE
 from .erasure import is_erased
-from .graph import blocklist_hashes, priority, strongest
+from .graph import KnowsBlocklist, priority, strongest
 from .persons import QUARANTINED, candidate, choose_person
 
 #: How the person of a streamed touchpoint was found (counted as ``identity.stream.<how>``).
@@ -106,13 +105,9 @@ def person_for(identifiers: list[dict], snapshot: dict[str, Any], blocked: froze
     return person, FROM_LINKS if person in candidates else PROVISIONAL
 
 
-class _AttributeFn(beam.DoFn):
-    def __init__(self, hash_key_source: str, extra_blocklist: tuple[tuple[str, str], ...]):
-        self._key_source = hash_key_source
-        self._extra = extra_blocklist
-
+class _AttributeFn(KnowsBlocklist, beam.DoFn):
     def setup(self):
-        self._blocked = blocklist_hashes(Hasher(resolve_key(self._key_source)), self._extra)
+        super().setup()
         self._counters: dict[str, Any] = {}
 
     def _count(self, name: str) -> None:
