@@ -53,13 +53,17 @@ def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept:
     )
 
 
-def _keep(versions: dict, blob: bytes) -> None:
-    """Add a version: one per content digest, the copy read at the smallest source."""
-    touchpoint = unpack(blob)
-    digest = content_digest(touchpoint)
+def _put(versions: dict, digest: str, version: tuple[str, bytes]) -> None:
+    """Keep one (source, copy) per content digest: the copy read at the smallest source."""
     kept = versions.get(digest)
-    if kept is None or touchpoint["source"] < kept[0]:
-        versions[digest] = (touchpoint["source"], blob)
+    if kept is None or version[0] < kept[0]:
+        versions[digest] = version
+
+
+def _keep(versions: dict, blob: bytes) -> None:
+    """Add a packed copy (its digest and source need its content: unpacked here)."""
+    touchpoint = unpack(blob)
+    _put(versions, content_digest(touchpoint), (touchpoint["source"], blob))
 
 
 class _Versions(beam.CombineFn):
@@ -100,9 +104,7 @@ class _Versions(beam.CombineFn):
                 _keep(merged, one)
             else:
                 for digest, version in versions.items():
-                    kept = merged.get(digest)
-                    if kept is None or version[0] < kept[0]:
-                        merged[digest] = version
+                    _put(merged, digest, version)
             total += count
         return (total, single, merged)
 
