@@ -386,7 +386,8 @@ class ComputeExperience(beam.PTransform):
         # the per-person grouping directly. Only stored touchpoints are joined by event_id -- against
         # the run's event ids, not whole touchpoints -- to drop the versions this run replaces.
         keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1))}
-        answers = run | "SurveyAnswers" >> beam.Filter(_is_survey)
+        run_answers = run | "SurveyAnswers" >> beam.Filter(_is_survey)
+        answers = run_answers
         if "history_touchpoints" in inputs:  # absent: nothing stored in the read window (a first run)
             stored = (
                 {
@@ -398,7 +399,7 @@ class ComputeExperience(beam.PTransform):
             )
             # a join input of its own (no flatten with the run's touchpoints before the grouping)
             keyed["stored"] = stored | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0))
-            answers = (answers, stored | "StoredSurveyAnswers" >> beam.Filter(_is_survey)) | "AllSurveyAnswers" >> beam.Flatten()
+            answers = (run_answers, stored | "StoredSurveyAnswers" >> beam.Filter(_is_survey)) | "AllSurveyAnswers" >> beam.Flatten()
         keyed["scope"] = scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"]))
         # stored scores: absent when nothing is stored (a first run)
         if "history_daily" in inputs:
@@ -414,8 +415,7 @@ class ComputeExperience(beam.PTransform):
             stored = p | "NoStoredSurveyDays" >> beam.Create([])
         blocked = stored | "BlockedDays" >> beam.Map(lambda r: r["survey_date"])
         days = (
-            run
-            | "SurveyTouchpoints" >> beam.Filter(_is_survey)
+            run_answers
             | "SurveyDays" >> beam.Map(lambda tp: tp["event_date"])
             | "DistinctSurveyDays" >> beam.Distinct()
             | "RecomputableDays" >> beam.FlatMap(_recomputable_days, beam.pvalue.AsList(blocked), window)
