@@ -78,6 +78,25 @@ def identifiers_per_person() -> float:
     return 3 + 1.3 + 2
 
 
+def buckets_for(size: int) -> int:
+    """The batch pipeline's default for this many identifiers (about one touchpoint each) on two workers."""
+    from touchline.pipelines.options import ROWS_PER_PIECE
+
+    return max(8, round((size / ROWS_PER_PIECE) ** 0.5))
+
+
+def _batches(rows: list[dict], buckets: int):
+    """A block of touchpoint rows -> (bucket of event_id, packed table), as parsing hands them on."""
+    from touchline import schemas
+    from touchline.transforms import batches
+    from touchline.transforms.packing import pack
+
+    spec = schemas.table_schema("touchpoints")
+    table = batches.from_rows([{name: row.get(name) for name in spec.columns} for row in rows], spec)
+    for key, piece in batches.split(table, batches.buckets_of((r["event_id"] for r in rows), buckets)):
+        yield key, pack(piece)
+
+
 def measure(kind: str, size: int, mode: str, max_rounds: int) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -89,25 +108,25 @@ def measure(kind: str, size: int, mode: str, max_rounds: int) -> dict:
     flags = ["--runner=DirectRunner", f"--direct_running_mode={mode}"]
     if mode == "multi_processing":
         flags.append("--direct_num_workers=2")
-    ctx = RunContext("bench", dt.date(2026, 10, 31), "demo")
+    ctx = RunContext("bench", dt.date(2026, 10, 31), "demo", buckets=buckets_for(size))
     started = time.time()
     p = beam.Pipeline(options=PipelineOptions(flags))
     if kind == "chain":
-        touchpoints = p | "Chain" >> beam.Create(chain_events(size))
+        rows = p | "Chain" >> beam.Create([chain_events(size)])
         identifiers, events = 1 << size, (1 << size) - 1
     else:
         per_block = 500
         persons = max(1, round(size / identifiers_per_person()))
         blocks = -(-persons // per_block)
-        touchpoints = (p | "Blocks" >> beam.Create(list(range(blocks))) | "Spread" >> beam.Reshuffle()
-                       | "Persons" >> beam.FlatMap(persons_block, per_block, persons))
+        rows = (p | "Blocks" >> beam.Create(list(range(blocks))) | "Spread" >> beam.Reshuffle()
+                | "Persons" >> beam.Map(lambda block: list(persons_block(block, per_block, persons))))
         identifiers, events = None, None
+    touchpoints = rows | "Batches" >> beam.FlatMap(_batches, ctx.buckets)
     out = {"touchpoints": touchpoints} | "Stitch" >> StitchPersons(ctx, IdentityConfig(max_rounds=max_rounds))
-    for name, rows in out.items():
-        rows | f"Count{name}" >> beam.combiners.Count.Globally() | f"Report{name}" >> beam.Map(
-            lambda n, name=name: beam.metrics.Metrics.counter("touchline", f"bench.{name}").inc(n))
-    touchpoints | "CountTouchpoints" >> beam.combiners.Count.Globally() | "ReportTouchpoints" >> beam.Map(
-        lambda n: beam.metrics.Metrics.counter("touchline", "bench.touchpoints").inc(n))
+    for name in ("identity_map", "identity_quarantine"):
+        out[name] | f"Count{name}" >> beam.Map(
+            lambda kv, name=name: beam.metrics.Metrics.counter("touchline", f"bench.{name}").inc(len(kv[1])))
+    rows | "CountTouchpoints" >> beam.Map(lambda block: beam.metrics.Metrics.counter("touchline", "bench.touchpoints").inc(len(block)))
     built = time.time()
     result = p.run()
     result.wait_until_finish()

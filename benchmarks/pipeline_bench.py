@@ -12,12 +12,17 @@ through, each in a fresh process and on the same runner mode:
 * ``floor`` -- the least any pipeline over these files does: read the files (the same byte-range
   reader, Avro decoded by fastavro, JSON Lines decoded by orjson), key each record by its person
   (its strongest raw identifier), group by key, write every group as a JSON line. It measures
-  the runner's own per-element and per-shuffle cost on this input.
+  the runner's own per-element and per-shuffle cost on this input (today's floor: one element per
+  record, as the per-element design moved them).
+* ``coarse_floor`` -- the same read, keying, grouping and write with the batch pipeline's data
+  plane: one element per file split and hash bucket (a packed batch), one shuffle of those, one
+  file per bucket. The least a batch pipeline on coarse elements costs on this runner.
 * ``full`` -- ``touchline batch`` on a fresh DuckDB file: generate -> ingest -> dedup -> identity
   stitching -> journeys -> scores -> staged Parquet -> commit. Wall time is the whole run (state
   snapshots, pipeline, commit); the commit is also reported alone.
 
-The figure that matters is ``full / floor``: what Touchline costs above the runner's floor.
+The figures that matter are ``full / floor`` and ``full / coarse floor``: what Touchline costs
+above the runner's floor, per element and on coarse elements.
 
 Modes: ``in_memory`` (the DirectRunner's in-process FnApiRunner, one worker) and
 ``multi_processing`` (the same runner with ``--direct_num_workers`` SDK worker processes, 2 by
@@ -129,6 +134,7 @@ def _group_line(element) -> bytes:
 
 
 def build_floor(p, inputs: dict[str, list[str]], out_dir: str, split_bytes: int):
+    """Today's (per-element) floor: every record is an element through the read, the shuffle and the write."""
     import apache_beam as beam
 
     from touchline.pipelines.batch import camel
@@ -145,6 +151,53 @@ def build_floor(p, inputs: dict[str, list[str]], out_dir: str, split_bytes: int)
     )
 
 
+def _bucketed_split(split, buckets: int):
+    """A split -> (bucket of the person key, packed [(key, record)]) per bucket: the same reading and keying as
+    the per-element floor, one element per split and bucket."""
+    from touchline.transforms.batches import group
+    from touchline.transforms.packing import pack
+    from touchline.transforms.sources import read_range
+
+    _source, path, start, end = split
+    for key, records in group(((k, (k, d)) for k, d in map(floor_key, read_range((path, start, end)))), buckets).items():
+        yield key, pack(records)
+
+
+def _write_bucket(element, out_dir: str):
+    """(bucket, [[(key, record)]]) -> one JSON Lines file of the bucket's groups (by person key)."""
+    import orjson
+
+    from touchline.transforms.packing import unpack
+
+    bucket, blobs = element
+    groups: dict = {}
+    for blob in blobs:
+        for key, record in unpack(blob):
+            groups.setdefault(key, []).append(record)
+    with open(os.path.join(out_dir, f"floor-{bucket:05d}.jsonl"), "wb") as fh:
+        for key, records in groups.items():
+            fh.write(orjson.dumps({"person": key, "records": records}, default=str) + b"\n")
+    yield len(groups)
+
+
+def build_coarse_floor(p, inputs: dict[str, list[str]], out_dir: str, split_bytes: int, buckets: int):
+    """The coarse-element floor: the same read, keying, grouping and write as :func:`build_floor`, with
+    batches keyed by bucket as the elements (the batch pipeline's data plane) -- what any batch
+    pipeline over these files costs on this runner at least."""
+    import apache_beam as beam
+
+    from touchline.transforms.sources import ReadSources
+
+    os.makedirs(out_dir, exist_ok=True)
+    return (
+        p
+        | "ReadSources" >> ReadSources(inputs, split_bytes)
+        | "KeyByBucket" >> beam.FlatMap(_bucketed_split, buckets)
+        | "GroupByBucket" >> beam.GroupByKey()
+        | "Write" >> beam.FlatMap(_write_bucket, out_dir)
+    )
+
+
 # ------------------------------------------------------------------------- one measured run
 def _drain(pcolls, label: str):
     import apache_beam as beam
@@ -157,30 +210,28 @@ def build_prefix(p, plan, prefix: str):
     from touchline.pipelines import batch
     from touchline.transforms.context import RunContext
     from touchline.transforms.dedup import DeduplicateTouchpoints
-    from touchline.transforms.parse import DEAD_LETTERS, TOUCHPOINTS, ParseTouchpoints
-    from touchline.transforms.sources import ReadChannelFiles
+    from touchline.transforms.parse import DEAD_LETTERS, TOUCHPOINTS, ParseSplits
+    from touchline.transforms.sources import ReadSources, read_range
 
-    ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source)
+    ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source,
+                     buckets=plan.buckets)
     if prefix in ("identity", "experience"):
         model = plan.model if prefix == "experience" else None
         history = batch.experience_sources(plan.warehouse, plan.staging_dir, plan.logical_date, model, plan.experience)
         tables = batch.build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, {}, {}, model,
                                       plan.experience, history)
         return _drain(tables.values(), "Bench")
-    outs = []
-    parsed = {}
-    for channel, patterns in plan.inputs.items():
-        raw = p | f"Read{batch.camel(channel)}" >> ReadChannelFiles(patterns, plan.split_bytes)
-        if prefix == "read":
-            outs.append(raw)
-            continue
-        result = raw | f"Parse{batch.camel(channel)}" >> ParseTouchpoints(channel, ctx)
-        parsed[channel] = result[TOUCHPOINTS]
-        outs.append(result[DEAD_LETTERS])
+    import apache_beam as beam
+
+    splits = p | "ReadSources" >> ReadSources(plan.inputs, plan.split_bytes)
+    if prefix == "read":
+        return _drain([splits | "Read" >> beam.Map(lambda split: sum(1 for _ in read_range(split[1:])))], "Bench")
+    parsed = splits | "Parse" >> beam.ParDo(ParseSplits(ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
+    outs = [parsed[DEAD_LETTERS]]
     if prefix == "parse":
-        outs.extend(parsed.values())
+        outs.append(parsed[TOUCHPOINTS])
     elif prefix == "dedup":
-        deduped = parsed | "Deduplicate" >> DeduplicateTouchpoints(ctx)
+        deduped = parsed[TOUCHPOINTS] | "Deduplicate" >> DeduplicateTouchpoints(ctx)
         outs.extend([deduped[TOUCHPOINTS], deduped[DEAD_LETTERS]])
     return _drain(outs, "Bench")
 
@@ -209,6 +260,8 @@ def run_one(kind: str, data: str, mode: str, workers: int, work: str) -> dict:
         p = beam.Pipeline(options=options)
         if kind == "floor":
             build_floor(p, plan.inputs, os.path.join(work, "floor"), plan.split_bytes)
+        elif kind == "coarse_floor":
+            build_coarse_floor(p, plan.inputs, os.path.join(work, "coarse_floor"), plan.split_bytes, plan.buckets)
         else:
             build_prefix(p, plan, kind)
         state = p.run().wait_until_finish()
@@ -420,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1e5", help="input records per run, comma-separated (default 1e5; e.g. 1e5,1e6,1e7)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"runner modes, comma-separated (default {','.join(MODES)})")
     parser.add_argument("--workers", type=int, default=2, help="SDK worker processes of multi_processing (default 2)")
-    parser.add_argument("--runs", default="floor,full", help="what to run per size and mode (default floor,full)")
+    parser.add_argument("--runs", default="floor,coarse_floor,full",
+                        help="what to run per size and mode: floor (per element), coarse_floor (batches by bucket), full "
+                             "(default: all three)")
     parser.add_argument("--stages", action="store_true", help="also run every prefix of the graph (stage breakdown)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile one in-process full run; print the top N")
     parser.add_argument("--profile_out", default=None, metavar="FILE", help="with --profile: also save the raw cProfile stats")
@@ -442,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     kinds = [k.strip() for k in args.runs.split(",") if k.strip()]
     if args.stages:
-        kinds = ["floor", *PREFIXES]
+        kinds = ["floor", "coarse_floor", *PREFIXES]
     print(f"batch pipeline benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
     for size in sizes:
         data, records, gen_s = ensure_data(args.data, size)
@@ -465,9 +520,10 @@ def main(argv: list[str] | None = None) -> int:
                 notes = r.get("aborted", "")
                 if kind == "full" and not notes:
                     notes = f"pipeline {r['pipeline_s']:.1f} s, commit {r['commit_s']:.1f} s, {r['touchpoints']:,} touchpoints"
-                    floor = results.get((mode, "floor"))
-                    if floor:
-                        notes += f", full/floor {r['seconds'] / floor['seconds']:.2f}"
+                    for name, label in (("floor", "full/floor"), ("coarse_floor", "full/coarse floor")):
+                        floor = results.get((mode, name))
+                        if floor and not floor.get("aborted"):
+                            notes += f", {label} {r['seconds'] / floor['seconds']:.2f}"
                 print(f"{mode}  {kind}  {r['seconds']:.1f}  {records / r['seconds']:,.0f}  {r['peak_rss_mb']:,}  "
                       f"{r['peak_max_mb']:,}  {r['load_before']} -> {r['load_after']}  {notes}", flush=True)
                 if args.json:

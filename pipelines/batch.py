@@ -34,8 +34,9 @@ from touchline.transforms.experience import state_filters as experience_state_fi
 from touchline.transforms.labels import camel
 from touchline.transforms.identity import OUTPUT_TABLES, STATE_TABLES, Identity, IdentityConfig
 from touchline.transforms.scoring.model import ScoringModel
-from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseTouchpoints
-from touchline.transforms.sources import ReadChannelFiles
+from touchline.transforms.batches import CHUNK_ROWS
+from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseSplits
+from touchline.transforms.sources import ReadSources
 
 from . import __version__
 from .experience_summary import summary_sections
@@ -47,6 +48,11 @@ SCOPE = schemas.RECOMPUTE_SCOPE
 IDENTITY_TABLES = tuple(t for t in OUTPUT_TABLES if t != SCOPE)
 #: Everything a batch run stages (and commits in one transaction).
 TABLES = ("touchpoints", "dead_letters", *IDENTITY_TABLES, *EXPERIENCE_TABLES)
+
+
+def _record_batches(element, source: str):
+    """A batch of raw records of a table read -> ``(source, records)`` for ``ParseSplits``."""
+    return source, list(element)
 
 
 def build_pipeline(
@@ -61,40 +67,50 @@ def build_pipeline(
     experience: ExperienceSettings | None = None,
     experience_state: dict[str, beam.PTransform] | None = None,
 ) -> dict[str, beam.PCollection]:
-    """Compose the batch graph; returns ``{table name: PCollection of rows}``.
+    """Compose the batch graph; returns ``{table name: PCollection of (file key, batch)}`` -- a
+    batch is an Arrow table, packed bytes of one, or a list of rows -- ready for ``stage_tables``.
 
-    ``inputs`` are file patterns per channel, ``tables`` BigQuery reads per channel (either or both).
+    ``inputs`` are file patterns per source, ``tables`` BigQuery reads per channel (either or both).
     ``state`` maps the names in ``identity.STATE_TABLES`` to sources of the stored rows, and
     ``experience_state`` the ``history_*`` inputs of the experience stage (both from
-    ``Warehouse.read``); missing identity state is empty (a first run). Without a ``model`` the
-    graph stops after identity (used by tests of the earlier stages)."""
-    parsed_touchpoints, dead_letters = {}, []
-    tables = tables or {}
-    for channel in dict.fromkeys([*inputs, *tables]):
-        reads = []
-        if channel in inputs:
-            reads.append(p | f"Read{camel(channel)}" >> ReadChannelFiles(inputs[channel], split_bytes))
-        if channel in tables:
-            reads.append(p | f"Read{camel(channel)}Table" >> tables[channel])
-        raw = reads[0] if len(reads) == 1 else reads | f"Flatten{camel(channel)}Inputs" >> beam.Flatten()
-        parsed = raw | f"Parse{camel(channel)}" >> ParseTouchpoints(channel, ctx)
-        parsed_touchpoints[channel] = parsed[TOUCHPOINTS]
-        dead_letters.append(parsed[DEAD_LETTERS])
-    # one input per source: each is keyed and packed in its parse stage, the flatten carries bytes
-    deduped = parsed_touchpoints | "Deduplicate" >> DeduplicateTouchpoints(ctx)
+    ``Warehouse.read``, Arrow tables); missing state is empty (a first run). Without a ``model``
+    the graph stops after identity (used by tests of the earlier stages)."""
+    identity = identity or IdentityConfig()
+    parsed, dead_letters = [], []
+    if inputs:
+        splits = p | "ReadSources" >> ReadSources(inputs, split_bytes)
+        out = splits | "Parse" >> beam.ParDo(ParseSplits(ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
+        parsed.append(out[TOUCHPOINTS])
+        dead_letters.append(out[DEAD_LETTERS])
+    for channel, read in (tables or {}).items():
+        label = camel(channel)
+        out = (
+            p
+            | f"Read{label}Table" >> read
+            | f"Batch{label}Records" >> beam.BatchElements(min_batch_size=1000, max_batch_size=CHUNK_ROWS)
+            | f"Source{label}" >> beam.Map(_record_batches, channel)
+            | f"Parse{label}Table" >> beam.ParDo(ParseSplits(ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
+        )
+        parsed.append(out[TOUCHPOINTS])
+        dead_letters.append(out[DEAD_LETTERS])
+    keyed = parsed[0] if len(parsed) == 1 else parsed | "FlattenSources" >> beam.Flatten()
+    deduped = keyed | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
     previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
     stitched = (
         {TOUCHPOINTS: deduped[TOUCHPOINTS], DEAD_LETTERS: dead_letters | "FlattenDeadLetters" >> beam.Flatten(), **previous}
-        | "Identity" >> Identity(ctx, identity or IdentityConfig())
+        | "Identity" >> Identity(ctx, identity, history_from=ctx.logical_day - identity.lookback_days)
     )
-    out = {table: stitched[table] for table in ("touchpoints", "dead_letters", *IDENTITY_TABLES)}
+    touchpoints = stitched[TOUCHPOINTS]
+    out = {table: stitched[table] for table in ("dead_letters", *IDENTITY_TABLES)}
+    out["touchpoints"] = touchpoints | "TouchpointFiles" >> beam.MapTuple(lambda key, blob: (f"attributed-{key:05d}", blob))
     if model is None:
         out[SCOPE] = stitched[SCOPE]
         return out
     history = {name: p | f"Read{camel(name)}" >> source for name, source in (experience_state or {}).items()}
     scored = (
-        {"touchpoints": stitched[TOUCHPOINTS], "recompute_scope": stitched[SCOPE], **history}
+        {"touchpoints": touchpoints, "recompute_scope": stitched["scopes"],
+         **({"stored": stitched["stored"]} if "stored" in stitched else {}), **history}
         | "Experience" >> ComputeExperience(ctx, model, experience)
     )
     # The experience stage's scope already includes identity's rows (adjusted): stage only it.
@@ -110,16 +126,30 @@ def _has_rows(warehouse, table: str, where: str | None) -> bool:
         return True
 
 
-def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig) -> dict[str, beam.PTransform]:
+def history_since(logical_date: dt.date, identity: IdentityConfig, model: ScoringModel | None,
+                  settings: ExperienceSettings | None) -> dt.date | None:
+    """The first day of stored touchpoints a run reads (one read serves both stages): identity's
+    lookback (re-attribution) and the experience stage's read window (journeys and scores)."""
+    days = []
+    if identity.lookback_days > 0:
+        days.append(logical_date - dt.timedelta(days=identity.lookback_days))
+    if model is not None:
+        logical_day = (logical_date - dt.date(1970, 1, 1)).days
+        days.append(dt.date(1970, 1, 1) + dt.timedelta(days=(settings or ExperienceSettings()).window_start(logical_day, model)))
+    return min(days) if days else None
+
+
+def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig,
+               model: ScoringModel | None = None, settings: ExperienceSettings | None = None) -> dict[str, beam.PTransform]:
     """Snapshots of the stored state the identity stage needs, taken now (at launch). Empty tables
     (a first run) are not read: a snapshot source costs several pipeline steps even when empty."""
     state = {}
     for name in STATE_TABLES:
         table, where = name, None
         if name == "history":
-            if identity.lookback_days == 0:
+            since = history_since(logical_date, identity, model, settings)
+            if since is None:
                 continue
-            since = logical_date - dt.timedelta(days=identity.lookback_days)
             table, where = "touchpoints", f"event_date >= DATE '{since.isoformat()}'"
         if _has_rows(warehouse, table, where):
             state[name] = warehouse.read(table, staging_dir, where=where)
@@ -234,12 +264,13 @@ def stage_tables(tables: dict[str, beam.PCollection], warehouse, staging_dir: st
 def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     _ensure_runner(options)
     in_pipeline = commits_in_pipeline(options)
-    ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source)
+    ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source,
+                     buckets=plan.buckets)
     warehouse = plan.warehouse
     warehouse.init()
     _clear(plan.staging_dir)
     started = time.time()
-    state = read_state(warehouse, plan.staging_dir, plan.logical_date, plan.identity)
+    state = read_state(warehouse, plan.staging_dir, plan.logical_date, plan.identity, plan.model, plan.experience)
     p = beam.Pipeline(options=options)
     table_reads = {channel: ReadBigQueryTable(source, plan.bigquery, plan.read_streams, plan.bigquery.project)
                    for channel, source in plan.tables.items()}

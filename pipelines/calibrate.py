@@ -32,6 +32,7 @@ from touchline.transforms.scoring.calibration import (RespondentFeatures, answer
                                                       calibrate)
 from touchline.transforms.scoring.model import ScoringModel
 from touchline.transforms.warehouse import WarehouseError, open_warehouse
+from touchline.transforms.warehouse.staging import SnapshotRows
 
 from .options import (ConfigError, ExperienceOptions, TouchlineOptions, date_flag, default_staging_dir, parse_pipeline_args,
                       resolve_experience)
@@ -124,6 +125,7 @@ def _answers(warehouse, options: PipelineOptions, model: ScoringModel, settings,
     (
         p
         | "ReadTouchpoints" >> warehouse.read("touchpoints", staging, where)
+        | "TouchpointRows" >> SnapshotRows("touchpoints")
         | "Answers" >> RespondentFeatures(model, settings.gap_micros, (from_date - EPOCH).days * MICROS_PER_DAY,
                                           ((to_date - EPOCH).days + 1) * MICROS_PER_DAY)
         | "ToJson" >> beam.Map(lambda a: json.dumps(answer_to_json(a), sort_keys=True))

@@ -12,6 +12,8 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +108,10 @@ class BatchOptions(PipelineOptions):
                                  "launcher exits once the job exists). auto (default) = pipeline with --template_location.")
         parser.add_argument("--split_mb", type=int, default=64,
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
+        parser.add_argument("--buckets", type=int, default=0,
+                            help="Hash buckets of every batch shuffle: each step's work is cut into this many batches, "
+                                 "spread over the workers (default 0 = from the workers and the input size: at least 4 per "
+                                 "worker, about sqrt(input records / 2000) on large inputs).")
 
 
 class IdentityOptions(PipelineOptions):
@@ -229,6 +235,8 @@ class BatchPlan:
     staging_dir: str
     split_bytes: int
     run_id: str = ""
+    #: hash buckets of the batch shuffles (see touchline.transforms.batches)
+    buckets: int = 8
     files: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     #: scoring model and journey/score settings (None only in plans built by hand for tests)
@@ -437,6 +445,30 @@ def default_staging_dir(warehouse: Warehouse, options: PipelineOptions, run_key:
     return FileSystems.join(temp, "touchline-staging", run_key)
 
 
+#: input bytes per record of the generator's files (Avro and JSON Lines): the size estimate of a run
+BYTES_PER_RECORD = 140
+#: rows per batch a shuffle should move at least (smaller ones cost more to pack than to process)
+ROWS_PER_PIECE = 2000
+
+
+def default_buckets(options: PipelineOptions, input_bytes: int) -> int:
+    """Buckets of the batch shuffles: at least 4 per worker (so every worker has work and no worker
+    much more than another), and about sqrt(records / ROWS_PER_PIECE) so the batches a shuffle
+    moves -- producers x buckets of them -- hold thousands of rows each."""
+    from apache_beam.options.pipeline_options import DirectOptions, WorkerOptions
+
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if runner in ("DirectRunner", "direct", "SwitchingDirectRunner"):
+        direct = options.view_as(DirectOptions)
+        workers = direct.direct_num_workers if direct.direct_running_mode != "in_memory" else 1
+        workers = workers or os.cpu_count() or 1
+    else:
+        worker = options.view_as(WorkerOptions)
+        workers = (worker.max_num_workers or worker.num_workers or 4) * 4  # several SDK threads per worker
+    records = input_bytes / BYTES_PER_RECORD
+    return max(4 * workers, math.ceil(math.sqrt(records / ROWS_PER_PIECE)))
+
+
 def resolve_batch(options: PipelineOptions) -> BatchPlan:
     """Validate everything a batch run needs, or raise ConfigError/WarehouseError with a fix."""
     tl = options.view_as(TouchlineOptions)
@@ -476,6 +508,9 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
         experience=experience,
     )
     plan.files = _matched_files(inputs)
+    if batch.buckets < 0:
+        raise ConfigError(f"--buckets must be positive (or 0 for automatic), got {batch.buckets}", "use e.g. --buckets=64")
+    plan.buckets = batch.buckets or default_buckets(options, sum(size for files in plan.files.values() for _, size, _ in files))
     plan.tables, plan.bigquery = resolve_tables(options, list(table_channels), plan.logical_date)
     plan.read_streams = batch.bigquery_read_streams
     plan.run_id = run_fingerprint("batch", plan, {

@@ -51,7 +51,8 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _column_converter(col: Column) -> Callable[[Any], Any]:
+def column_converter(col: Column) -> Callable[[Any], Any]:
+    """A function normalizing one column's value read back from a warehouse to the datum form."""
     kind = col.kind
     if kind == "timestamp":
         return to_micros
@@ -67,13 +68,13 @@ def _column_converter(col: Column) -> Callable[[Any], Any]:
     if kind == "float":
         return lambda v: None if v is None else float(v)
     if kind == "record":
-        fields = [(f.name, _column_converter(f)) for f in col.fields]
+        fields = [(f.name, column_converter(f)) for f in col.fields]
         return lambda v: None if v is None else {name: conv(v.get(name)) for name, conv in fields}
     if kind == "array":
-        item = _column_converter(col.item)
+        item = column_converter(col.item)
         return lambda v: [] if v is None else [item(x) for x in v]
     if kind == "map":
-        value_conv = _column_converter(col.item)
+        value_conv = column_converter(col.item)
 
         def conv_map(v):
             if v is None:
@@ -89,7 +90,7 @@ def _column_converter(col: Column) -> Callable[[Any], Any]:
 
 def converter(spec: TableSpec) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A function normalizing a row read back from any warehouse to the datum form."""
-    plan = [(c.name, _column_converter(c)) for c in columns(spec.schema)]
+    plan = [(c.name, column_converter(c)) for c in columns(spec.schema)]
 
     def convert(row: dict[str, Any]) -> dict[str, Any]:
         return {name: conv(row.get(name)) for name, conv in plan}

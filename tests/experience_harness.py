@@ -22,6 +22,7 @@ import tempfile
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -35,7 +36,8 @@ from touchline.transforms.context import RunContext
 from touchline.transforms.dedup import content_digest
 from touchline.transforms.parse import ParseFn
 from touchline.transforms.sources import _UNBOUNDED, read_range
-from touchline.transforms.experience import TABLES, ComputeExperience, ExperienceSettings, read_state
+from touchline.transforms.experience import TABLES, ComputeExperience, ExperienceSettings, state_filters
+from touchline.transforms.packing import KeyTable
 from touchline.transforms.scoring.model import load_model
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
 from touchline.transforms.warehouse.staging import ReadSnapshot
@@ -136,18 +138,25 @@ def run_stage(warehouse_path: str, touchpoints: list[dict], logical_date: dt.dat
         wh.init()
         ctx = RunContext(run_id=f"test-{logical_date:%Y%m%d}", logical_date=logical_date, hash_key_source="demo")
         p = beam.Pipeline(runner=RUNNER, options=PipelineOptions([]))
-        state = read_state(p, wh, staging_dir, logical_date, model, settings)
+        state = {name: p | f"Read{name}" >> wh.read(table, staging_dir, where)
+                 for name, (table, where) in state_filters(logical_date, model, settings).items()}
         # the run's touchpoints enter as a Parquet file read by the warehouse's own snapshot reader
         # (beam.Create would infer a type from, pickle and compress every row into the graph)
         os.makedirs(staging_dir, exist_ok=True)
         source = os.path.join(staging_dir, "_input_touchpoints.parquet")
         pq.write_table(pa.Table.from_pylist(list(touchpoints), schema=arrow_schema(schemas.table_schema("touchpoints"))), source)
-        tps = p | "Touchpoints" >> ReadSnapshot("touchpoints", [source])
-        inputs = {"touchpoints": tps, **state}
+        tps = p | "Touchpoints" >> ReadSnapshot("touchpoints", [source]) | "KeyRun" >> beam.ParDo(KeyTable("event_id", ctx.buckets))
+        # what identity hands on as stored: the stored touchpoints of the read window this run does not have
+        window = dt.date(1970, 1, 1) + dt.timedelta(days=settings.window_start(ctx.logical_day, model))
+        run_ids = frozenset(tp["event_id"] for tp in touchpoints)
+        stored = (p | "ReadStored" >> wh.read("touchpoints", staging_dir, f"event_date >= DATE '{window.isoformat()}'")
+                  | "NotInRun" >> beam.Map(lambda t: t.filter(pc.invert(pc.is_in(t.column("event_id"), value_set=pa.array(sorted(run_ids), pa.string())))))
+                  | "KeyStored" >> beam.ParDo(KeyTable("event_id", ctx.buckets)))
+        inputs = {"touchpoints": tps, "stored": stored, **state}
         if scope is not None:
-            inputs["recompute_scope"] = p | "IdentityScope" >> beam.Create(list(scope), reshuffle=False)
+            inputs["recompute_scope"] = p | "IdentityScope" >> beam.Create([[(r["person_id"], r["from_date"]) for r in scope]], reshuffle=False)
         out = inputs | "Experience" >> ComputeExperience(ctx, model, settings)
-        tps | "StageTouchpoints" >> wh.stage("touchpoints", staging_dir)
+        tps | "TouchpointFiles" >> beam.MapTuple(lambda key, blob: (f"run-{key:05d}", blob)) | "StageTouchpoints" >> wh.stage("touchpoints", staging_dir)
         for table in (*TABLES, "dead_letters"):
             out[table] | f"Stage{table.title().replace('_', '')}" >> wh.stage(table, staging_dir)
         p.run().wait_until_finish()

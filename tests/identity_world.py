@@ -16,6 +16,7 @@ from touchline.transforms.context import RunContext
 from touchline.transforms.identifiers import DEMO_KEY, Hasher
 from touchline.transforms.identity import Identity, IdentityConfig
 
+from .batch_io import ToRows, create_table, create_touchpoints
 from .conftest import beam_pipeline
 
 HASHER = Hasher(DEMO_KEY)
@@ -50,34 +51,28 @@ def tp(event_id: str, day: float = 0, channel: str = "web", role: str = "custome
 def run_identity(tmp_path, touchpoints, state=None, config=None, context=None, dead_letters=(), name="run"):
     """Run Identity once; returns ({output table: [rows]}, counters)."""
     out = os.path.join(str(tmp_path), name)
+    context = context or ctx()
     p = beam_pipeline()
-    inputs = {"touchpoints": _rows(p, "Touchpoints", touchpoints, out), "dead_letters": _rows(p, "DeadLetters", dead_letters, out)}
+    inputs = {"touchpoints": create_touchpoints(p, "Touchpoints", touchpoints, context.buckets),
+              "dead_letters": p | "DeadLetters" >> beam.Create([("test", list(dead_letters))] if dead_letters else [])}
     for table, rows in (state or {}).items():
-        inputs[table] = _rows(p, f"State_{table}", rows, out)
-    outputs = inputs | "Identity" >> Identity(context or ctx(), config or IdentityConfig(max_rounds=4))
-    for table, rows in outputs.items():
-        rows | f"Write_{table}" >> beam.ParDo(_WriteJson(os.path.join(out, table)))
+        inputs[table] = create_table(p, f"State_{table}", "touchpoints" if table == "history" else table, rows)
+    outputs = inputs | "Identity" >> Identity(context, config or IdentityConfig(max_rounds=4))
+    for table, batches in outputs.items():
+        if table in ("scopes", "stored"):  # the experience stage's inputs, not tables
+            continue
+        (batches | f"Rows_{table}" >> ToRows(table)
+         | f"Write_{table}" >> beam.ParDo(_WriteJson(os.path.join(out, table))))
     result = p.run()
     result.wait_until_finish()
     read = {}
-    for table in outputs:
+    for table in (t for t in outputs if t not in ("scopes", "stored")):
         folder = os.path.join(out, table)
         read[table] = []
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             with open(os.path.join(folder, name), encoding="utf-8") as fh:
                 read[table] += [json.loads(line) for line in fh]
     return read, counters(result)
-
-
-def _rows(p, label: str, rows, folder: str):
-    """Rows into the pipeline through a JSON Lines file (``beam.Create`` would type-infer and compress
-    every element at construction, which costs more than the pipeline for thousands of rows)."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"input-{label}.jsonl")
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    return p | label >> beam.io.ReadFromText(path) | f"{label}Json" >> beam.Map(json.loads)
 
 
 class _WriteJson(beam.DoFn):

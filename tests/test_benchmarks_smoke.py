@@ -34,12 +34,16 @@ def test_pipeline_benchmark_floor_and_prefixes_run_on_tiny_data(tmp_path, capsys
 
     data, records, _ = pipeline_bench.ensure_data(str(tmp_path / "data"), 400)
     assert records > 300
-    for kind in ("floor", "dedup"):
+    for kind in ("floor", "coarse_floor", "dedup"):
         work = tmp_path / kind
         work.mkdir()
         assert pipeline_bench.run_one(kind, data, "in_memory", 1, str(work))["seconds"] > 0
     written = list((tmp_path / "floor" / "floor").glob("floor*.jsonl"))
-    assert written and sum(1 for f in written for _ in open(f, encoding="utf-8")) > 0
+    groups = sum(1 for f in written for _ in open(f, encoding="utf-8"))
+    assert written and groups > 0
+    # the coarse floor groups the same records by the same keys
+    coarse = list((tmp_path / "coarse_floor" / "coarse_floor").glob("floor-*.jsonl"))
+    assert sum(1 for f in coarse for _ in open(f, encoding="utf-8")) == groups
     assert pipeline_bench.main(["--sizes", "400", "--modes", "in_memory", "--runs", "floor",
                                 "--data", str(tmp_path / "data")]) == 0
     assert "in_memory  floor" in capsys.readouterr().out

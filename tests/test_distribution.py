@@ -72,17 +72,18 @@ def _extra_instances() -> dict[str, object]:
     from touchline.transforms.journeys import _JourneysOfPerson
     from touchline.transforms.scoring.calibration import _AnswersOfPerson
     from touchline.transforms.scoring.model import load_model
-    from touchline import schemas
-    from touchline.schemas.arrow import arrow_schema
-    from touchline.transforms.warehouse.staging import _ToArrow, _ToDatum
+    from touchline.transforms.sources import _SplitFiles
+    from touchline.transforms.warehouse.staging import _ReadTables, _WriteParquet, _WriteStaged
 
     model = load_model(None)
     table = TableInput("web", "p.d.web_events", ("event_id",), date_column="event_date", date_type="DATE",
                        from_date=dt.date(2026, 10, 1), to_date=dt.date(2026, 10, 31))
     return {
         "ReadStreamFn (--<channel>_table reads)": ReadStreamFn(table, BigQueryConnection("p")),
-        "_ToDatum (snapshots of stored state)": _ToDatum("touchpoints"),
-        "_ToArrow (DuckDB's Parquet staging)": _ToArrow(arrow_schema(schemas.table_schema("touchpoints"))),
+        "_ReadTables (snapshots of stored state)": _ReadTables("touchpoints"),
+        "_WriteParquet (DuckDB's Parquet staging)": _WriteParquet("touchpoints", "/tmp/staging", ".parquet"),
+        "_WriteStaged (the staging writers' base)": _WriteStaged("touchpoints", "/tmp/staging", ".x"),
+        "_SplitFiles (ReadChannelFiles: the per-element reader of the floor benchmark)": _SplitFiles(64 << 20),
         "_JourneysOfPerson (BuildJourneys)": _JourneysOfPerson(model, 12 * 3600 * 10**6),
         "_AnswersOfPerson (touchline calibrate)": _AnswersOfPerson(model, 12 * 3600 * 10**6, 0, 10**15),
     }

@@ -17,6 +17,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.batch_io import ToRows, create_table, create_touchpoints
 from tests.conftest import beam_pipeline
 from tests.experience_harness import (at, attributed_sample, day_of, dump, parsed_sample, run_stage, touchpoint)
 from touchline.pipelines.experience_summary import summary_sections
@@ -259,14 +260,15 @@ def test_compute_experience_transform():
            touchpoint("d", "2026-10-02 10:00", "app", "survey_response", person="p2", survey=("nps", 9)),
            touchpoint("e", "2026-10-02 10:00", "web", "page_view", person=None),
            touchpoint("f", "2026-10-02 11:00", "web", "page_view", person="broken")]
-    # a stored row that cannot be read back: that person fails alone, as data, and keeps their rows
+    # a stored row that cannot be read back (no state in it): that person fails alone, as data, and keeps their rows
     corrupt = {"person_id": "broken", "role": "customer", "score_date": at("2026-09-30 00:00") // 86_400_000_000}
-    empty = lambda label: p | label >> beam.Create([])  # noqa: E731
     with beam_pipeline() as p:
-        out = {"touchpoints": p | beam.Create(tps), "history_touchpoints": empty("H1"),
-               "history_daily": p | "H2" >> beam.Create([corrupt]),
-               "history_current": empty("H3"), "recompute_scope": p | "S" >> beam.Create([{"person_id": "gone", "from_date": 0}])
-               } | ComputeExperience(ctx, MODEL, ExperienceSettings())
+        scored = {"touchpoints": create_touchpoints(p, "T", tps, ctx.buckets), "stored": create_touchpoints(p, "H1", [], ctx.buckets),
+                  "history_daily": create_table(p, "H2", "person_scores_daily", [corrupt]),
+                  "history_current": create_table(p, "H3", "person_scores_current", []),
+                  "recompute_scope": p | "S" >> beam.Create([[("gone", 0)]])
+                  } | ComputeExperience(ctx, MODEL, ExperienceSettings())
+        out = {table: scored[table] | f"Rows{table}" >> ToRows(table) for table in scored}
         oct1 = at("2026-10-01 00:00") // 86_400_000_000
         assert_that(out["_recompute_scope"], equal_to([{"person_id": "p1", "from_date": oct1},
                                                        {"person_id": "p2", "from_date": oct1 + 1},
@@ -285,13 +287,20 @@ def test_compute_experience_transform():
                     equal_to([("customer", "app", 100.0)]), label="Surveys")
         assert_that(out["dead_letters"] | beam.Map(lambda r: (r["channel"], r["source"], r["failed_step"], r["reason"],
                                                               r["error_class"], r["stack"] is not None)),
-                    equal_to([("experience", "person:broken", "ScorePersons", "unexpected_error", "KeyError", True)]),
+                    equal_to([("experience", "person:broken", "ScorePersons", "unexpected_error", "TypeError", True)]),
                     label="DeadLetters")
 
 
 def test_state_reads_cover_the_rules_look_back():
+    from touchline.pipelines.batch import history_since
+    from touchline.transforms.identity import IdentityConfig
+
     reads = state_filters(dt.date(2026, 10, 31), MODEL, ExperienceSettings(lookback_days=7))
-    assert reads["history_touchpoints"] == ("touchpoints", "event_date >= DATE '2026-10-16'")  # 7 + 8 days
+    # stored touchpoints: one read for identity's lookback and the rules' window (7 + 8 days), whichever is longer
+    assert history_since(dt.date(2026, 10, 31), IdentityConfig(lookback_days=0), MODEL, ExperienceSettings(lookback_days=7)) \
+        == dt.date(2026, 10, 16)
+    assert history_since(dt.date(2026, 10, 31), IdentityConfig(lookback_days=30), MODEL, ExperienceSettings(lookback_days=7)) \
+        == dt.date(2026, 10, 1)
     assert reads["history_daily"] == ("person_scores_daily", "score_date >= DATE '2026-10-24'")
     assert reads["history_current"] == ("person_scores_current", "score_date < DATE '2026-10-24'")
     assert reads["history_survey_days"] == ("survey_aggregates", "survey_date < DATE '2026-10-16'")

@@ -43,6 +43,15 @@ def grouped_by_label(nodes):
     return group
 
 
+def batches(edges, size=50):
+    """Edges as the pipeline hands them on: lists (any split)."""
+    return [edges[i:i + size] for i in range(0, len(edges), size)]
+
+
+def flat(lists):
+    return lists | "Flat" >> beam.FlatMap(lambda pairs: pairs)
+
+
 def test_doubling_steps():
     assert [doubling_steps(d) for d in (1, 2, 3, 4, 5, 13, 17)] == [0, 1, 2, 2, 3, 4, 5]
 
@@ -57,8 +66,9 @@ def test_random_graphs_match_a_reference_union_find_for_any_round_bound():
             proper = [e for e in edges if e[0] != e[1]]
             groups = (
                 p
-                | f"Edges{trial}" >> beam.Create(edges)
-                | f"CC{trial}" >> ConnectedComponents(max_rounds=max_rounds)
+                | f"Edges{trial}" >> beam.Create(batches(edges))
+                | f"CC{trial}" >> ConnectedComponents(max_rounds=max_rounds, buckets=3 + trial)
+                | f"Labels{trial}" >> beam.FlatMap(lambda pairs: pairs)
                 | f"All{trial}" >> beam.combiners.ToList()
                 | f"Group{trial}" >> beam.Map(grouped_by_label(sorted({x for e in proper for x in e})))
             )
@@ -75,7 +85,7 @@ def test_chain_of_4096_identifiers_is_one_component_in_logarithmic_rounds():
     edges = list(zip(ids, ids[1:]))
     rng.shuffle(edges)
     p = beam_pipeline()
-    labels = p | beam.Create(edges) | ConnectedComponents(max_rounds=14)
+    labels = flat(p | beam.Create(batches(edges, 500)) | ConnectedComponents(max_rounds=14, buckets=8))
     components = labels | beam.combiners.ToList() | beam.Map(lambda ls: len({dict(ls).get(x, x) for x in ids}))
     assert_that(components, equal_to([1]))
     result = p.run()
@@ -94,10 +104,11 @@ def test_residual_is_finished_exactly_and_ranked_stars_collapse_in_one_round():
         center = f"0{rng.getrandbits(64):016x}"
         stars += [(center, f"{rng.randint(1, 5)}{rng.getrandbits(64):016x}") for _ in range(rng.randint(1, 12))]
     p = beam_pipeline()
-    short = p | "Chain" >> beam.Create(chain) | "Short" >> ConnectedComponents(max_rounds=3)
+    short = p | "Chain" >> beam.Create(batches(chain)) | "Short" >> ConnectedComponents(max_rounds=3) | "ShortLabels" >> beam.FlatMap(lambda l: l)
     components = short | "AllChain" >> beam.combiners.ToList() | beam.Map(lambda ls: len({dict(ls).get(x, x) for x in ids}))
     assert_that(components, equal_to([1]), label="OneChain")
-    ranked = p | "Stars" >> beam.Create(stars) | "Ranked" >> ConnectedComponents(max_rounds=3, rank_chars=1)
+    ranked = (p | "Stars" >> beam.Create(batches(stars)) | "Ranked" >> ConnectedComponents(max_rounds=3, rank_chars=1)
+              | "RankedLabels" >> beam.FlatMap(lambda l: l))
     assert_that(ranked | beam.combiners.Count.Globally(), equal_to([len(stars)]), label="EveryLeafLabelled")
     result = p.run()
     result.wait_until_finish()

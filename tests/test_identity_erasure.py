@@ -10,32 +10,45 @@ import pytest
 
 from touchline import schemas
 from touchline.schemas.arrow import arrow_schema
-from touchline.transforms.identity.erasure import _DropErasedDeadLetters, _StripErased, is_erased
+from touchline.transforms.identity.erasure import DropErasedDeadLetters, StripErased, is_erased, strip_erased
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
 
 from .identity_world import h, tp
 
 
+def _strip(fn, rows, erased):
+    from touchline.transforms import batches
+    from touchline.transforms.packing import pack, unpack
+
+    from .batch_io import TOUCHPOINT, full_touchpoint
+
+    fn.setup()
+    out = list(fn.process((0, pack(batches.from_rows([full_touchpoint(r) for r in rows], TOUCHPOINT))), erased))
+    return [dict(zip(t.column_names, v)) for _, b in out for t in [unpack(b)] for v in zip(*(t.column(c).to_pylist() for c in t.column_names))]
+
+
 def test_events_of_erased_persons_are_dropped_and_erased_ids_stripped_from_others():
     erased = [h("device_id", "dev-ann"), h("customer_id", "C-ANN")]
-    fn = _StripErased(count=True)
-    fn.setup()
     own = tp("a", 0, "app", customer_id="C-ANN", device_id="dev-ann")
     anon = tp("b", 0, "app", device_id="dev-ann")
     other = tp("c", 0, "app", customer_id="C-NEW", device_id="dev-ann")  # the phone was sold
-    assert list(fn.process(own, erased)) == [] and list(fn.process(anon, erased)) == []
-    (kept,) = fn.process(other, erased)
+    (kept,) = _strip(StripErased(), [own, anon, other], erased)
+    assert kept["event_id"] == "c"
     assert kept["identifiers"] == [{"kind": "customer_id", "id_hash": h("customer_id", "C-NEW")}]
     assert not is_erased(tp("d", 0, "app"), frozenset(erased))  # no identifiers at all: not erased
+    assert strip_erased(other["identifiers"], frozenset()) is other["identifiers"]  # nothing erased: the same list
+    # stored touchpoints: an erased person's stays as stored, flagged (no attribution), others are stripped
+    stored = _strip(StripErased(history=True), [own, other], erased)
+    assert [(r["event_id"], r["_erased"], len(r["identifiers"])) for r in stored] == [("a", True, 2), ("c", False, 1)]
 
 
 def test_dead_letters_carrying_erased_tokens_are_dropped():
-    fn = _DropErasedDeadLetters()
+    fn = DropErasedDeadLetters()
     fn.setup()
     mine = {"channel": "web", "raw_payload": json.dumps({"email": f"<email:{h('email', 'a@x.example')}>"})}
     other = {"channel": "web", "raw_payload": json.dumps({"email": f"<email:{h('email', 'b@x.example')}>"})}
-    assert list(fn.process(mine, [h("email", "a@x.example")])) == []
-    assert list(fn.process(other, [h("email", "a@x.example")])) == [other]
+    assert list(fn.process(("k", [mine]), [h("email", "a@x.example")])) == []
+    assert list(fn.process(("k", [mine, other]), [h("email", "a@x.example")])) == [("k", [other])]
 
 
 THING = {

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
+from touchline.transforms.context import RunContext
 from touchline.transforms.identity.graph import (
-    BuildGraph, _MergeLink, _Observe, blocklist_hashes, node_id, parse_blocklist, strongest,
+    BuildGraph, blocklist_hashes, link_row, merge_links, node_id, observe, parse_blocklist, strongest,
 )
+from touchline.transforms.packing import unpack
 
+from .batch_io import create_table, touchpoint_batches
 from .conftest import beam_pipeline
 from .identity_world import HASHER, T0, h, tp
 
@@ -32,12 +36,8 @@ def test_blocklist_is_compared_by_keyed_hash_of_the_normalized_value():
 
 
 def _observe(touchpoint):
-    fn = _Observe("demo", ())
-    fn.setup()
-    out = list(fn.process(touchpoint))
-    links = [x for x in out if not isinstance(x, beam.pvalue.TaggedOutput)]
-    nodes = [x.value for x in out if isinstance(x, beam.pvalue.TaggedOutput)]
-    return nodes, links
+    nodes, links = observe([touchpoint["identifiers"]], [touchpoint["event_time"]], blocklist_hashes(HASHER))
+    return nodes, list(links.items())
 
 
 def test_each_event_is_a_star_around_its_strongest_identifier():
@@ -54,24 +54,27 @@ def test_each_event_is_a_star_around_its_strongest_identifier():
     assert node_id("customer_id", "ab") == "0ab" and node_id("cookie_id", "ab") == "5ab"
 
 
+def test_observations_are_combined_over_a_batch():
+    events = [tp("e1", 0, "app", customer_id="C1", device_id="dev1"), tp("e2", 1, "app", customer_id="C1", device_id="dev1")]
+    nodes, links = observe([e["identifiers"] for e in events], [e["event_time"] for e in events], frozenset())
+    assert nodes[h("customer_id", "C1")] == ["customer_id", T0, T0 + 86_400_000_000]
+    ((pair, link),) = links.items()
+    assert link[2:] == [T0, T0 + 86_400_000_000]
+
+
 def test_link_merging_does_not_depend_on_input_order():
-    stored = ("previous", {"kind": "customer_id", "linked_kind": "device_id", "first_seen": 5, "last_seen": 9})
-    seen = [("customer_id", "device_id", 7, 7), ("customer_id", "device_id", 3, 4), ("customer_id", "device_id", 12, 12)]
-    fn = _MergeLink()
+    stored = {"id_hash": "a", "linked_hash": "b", "kind": "customer_id", "linked_kind": "device_id", "first_seen": 5, "last_seen": 9}
+    seen = [("a", "b", "customer_id", "device_id", 7, 7), ("a", "b", "customer_id", "device_id", 3, 4),
+            ("a", "b", "customer_id", "device_id", 12, 12)]
     results = set()
-    for order in itertools.permutations([stored, *seen]):
-        for split in range(len(order) + 1):  # two partial accumulators, as a lifted combine makes them
-            a, b = fn.create_accumulator(), fn.create_accumulator()
-            for value in order[:split]:
-                a = fn.add_input(a, value)
-            for value in order[split:]:
-                b = fn.add_input(b, value)
-            out = fn.extract_output(fn.merge_accumulators([a, b]))
-            results.add(tuple(sorted((k, str(v)) for k, v in out.items())))
+    for order in itertools.permutations(seen):
+        out = merge_links(order, [stored])
+        results.add(repr(out))
     assert len(results) == 1
-    (result,) = results
-    assert dict(result) == {"kind": "customer_id", "linked_kind": "device_id", "first_seen": "3", "last_seen": "12",
-                            "previous": "(5, 9)"}
+    assert merge_links(seen, [stored]) == {("a", "b"): ["customer_id", "device_id", 3, 12, (5, 9)]}
+    # an unchanged stored link writes no row; a changed one does
+    assert link_row("a", "b", ["customer_id", "device_id", 5, 9, (5, 9)], "r") is None
+    assert link_row("a", "b", ["customer_id", "device_id", 3, 12, (5, 9)], "r")["first_seen"] == 3
 
 
 def test_build_graph_merges_this_run_with_the_stored_graph():
@@ -80,13 +83,18 @@ def test_build_graph_merges_this_run_with_the_stored_graph():
                    "linked_kind": "customer_id" if b < a else "device_id", "first_seen": T0 - 5, "last_seen": T0 - 5,
                    "run_id": "r0"}
     events = [tp("e1", 0, "app", customer_id="C1", device_id="dev1"), tp("e2", 1, "app", customer_id="C1", device_id="dev1")]
+    ctx = RunContext("r", dt.date(2026, 10, 31), "demo", buckets=3)
     with beam_pipeline() as p:
-        graph = {"touchpoints": p | "T" >> beam.Create(events),
-                 "identity_links": p | "L" >> beam.Create([stored_link])} | BuildGraph("demo")
-        links = graph["links"] | beam.Map(lambda kv: (kv[0], kv[1]["first_seen"], kv[1]["last_seen"], kv[1]["previous"]))
-        assert_that(links, equal_to([((min(a, b), max(a, b)), T0 - 5, T0 + 86_400_000_000, (T0 - 5, T0 - 5))]))
-        nodes = graph["nodes"] | "Kinds" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
-        # this run's observations are combined per identifier before they leave the graph step
-        assert_that(nodes, equal_to([(a, "customer_id"), (b, "device_id")]), label="NodeEvents")
-        seen = graph["nodes"] | "Seen" >> beam.Map(lambda kv: (kv[0], kv[1][2], kv[1][3]))
-        assert_that(seen, equal_to([(a, T0, T0 + 86_400_000_000), (b, T0, T0 + 86_400_000_000)]), label="FirstLastSeen")
+        # both events in one touchpoint batch (as in one dedup bucket)
+        graph = {"touchpoints": p | "T" >> beam.Create(touchpoint_batches(events, 1)),
+                 "identity_links": create_table(p, "L", "identity_links", [stored_link])} | BuildGraph(ctx)
+        links = graph["links"] | beam.FlatMap(lambda kv: [(a_, b_, first) for a_, b_, _k, _lk, first in unpack(kv[1])])
+        assert_that(links, equal_to([(min(a, b), max(a, b), T0 - 5)]))
+        rows = graph["rows"] | "Rows" >> beam.FlatMap(lambda kv: [(r["first_seen"], r["last_seen"]) for r in kv[1]])
+        assert_that(rows, equal_to([(T0 - 5, T0 + 86_400_000_000)]), label="ChangedRow")
+        nodes = graph["nodes"] | "Kinds" >> beam.FlatMap(lambda kv: [(n[0], n[1], n[2], n[3]) for n in unpack(kv[1])])
+        # this run's observations are combined per identifier and batch before they leave the graph step
+        assert_that(nodes, equal_to([(a, "customer_id", T0, T0 + 86_400_000_000), (b, "device_id", T0, T0 + 86_400_000_000)]),
+                    label="NodeEvents")
+        tells = graph["tells"] | "Tells" >> beam.FlatMap(lambda kv: [t[:3] for t in unpack(kv[1])])
+        assert_that(tells, equal_to([(a, b, "device_id"), (b, a, "customer_id")]), label="BothEndsTold")

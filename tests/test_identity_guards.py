@@ -2,39 +2,43 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from touchline.transforms.identity.guards import JudgeIdentifiers, _Summarize
+from touchline.transforms.batches import group
+from touchline.transforms.context import RunContext
+from touchline.transforms.identifiers import DEMO_KEY, Hasher
+from touchline.transforms.identity.graph import blocklist_hashes
+from touchline.transforms.identity.guards import JudgeIdentifiers, summarize
+from touchline.transforms.packing import pack, unpack
 
 from .conftest import beam_pipeline
 from .identity_world import T0, h
 
 
 def link(a, kind_a, b, kind_b):
-    pair = (a, b) if a < b else (b, a)
-    kinds = (kind_a, kind_b) if a < b else (kind_b, kind_a)
-    return pair, {"kind": kinds[0], "linked_kind": kinds[1], "first_seen": T0, "last_seen": T0, "previous": None}
+    """A merged link (a < b) as the link step hands it on: (a, b, kind, linked_kind, first_seen)."""
+    if a < b:
+        return (a, b, kind_a, kind_b, T0)
+    return (b, a, kind_b, kind_a, T0)
 
 
 def seen(id_hash, kind):
-    return id_hash, ("seen", kind, T0, T0)
+    return (id_hash, kind, T0, T0)
 
 
 def test_summary_counts_distinct_links_and_keeps_two_values_per_unique_kind():
-    fn = _Summarize()
-    events = [("seen", "device_id", 5, 6), ("link", "c1", "customer_id", False), ("link", "c2", "customer_id", False),
-              ("link", "c3", "customer_id", False), ("link", "junk", "email", True),
-              ("previous", {"kind": "device_id", "first_seen": 1, "last_seen": 2, "person_id": "p"})]
-    a = fn.create_accumulator()
-    for e in events[:3]:
-        a = fn.add_input(a, e)
-    b = fn.create_accumulator()
-    for e in events[3:]:
-        b = fn.add_input(b, e)
-    kind, first, last, previous, degree, uniques = fn.extract_output(fn.merge_accumulators([b, a]))
-    assert (kind, first, last, previous["person_id"], degree) == ("device_id", 1, 6, "p", 3)  # junk not counted
-    assert len(uniques["customer_id"]) == 2  # enough to know it is a conflict, bounded memory
+    nodes = [("d", "device_id", 5, 6)]
+    stored = [{"id_hash": "d", "kind": "device_id", "first_seen": 1, "last_seen": 2, "person_id": "p"}]
+    tells = [("d", "c1", "customer_id", False), ("d", "c2", "customer_id", False), ("d", "c3", "customer_id", False),
+             ("d", "junk", "email", True)]
+    for order in (tells, tells[::-1]):
+        kind, first, last, previous, degree, uniques = summarize(nodes, stored, order)["d"]
+        assert (kind, first, last, previous["person_id"], degree) == ("device_id", 1, 6, "p", 3)  # junk not counted
+        assert len(uniques["customer_id"]) == 2  # enough to know it is a conflict, bounded memory
+    assert summarize([], [], [("x", "d", "device_id", False)])["x"][0] is None  # only links point at it
 
 
 def test_verdicts():
@@ -49,9 +53,14 @@ def test_verdicts():
     kiosk_users = [h("customer_id", f"K{i}") for i in range(4)]
     nodes += [seen(k, "customer_id") for k in kiosk_users]
     links += [link(k, "customer_id", kiosk, "device_id") for k in kiosk_users]
+    ctx = RunContext("r", dt.date(2026, 10, 31), "demo", buckets=3)
+    blocked = blocklist_hashes(Hasher(DEMO_KEY))
+    tells = [t for a, b, ka, kb, _ in links for t in ((a, (a, b, kb, b in blocked)), (b, (b, a, ka, a in blocked)))]
     with beam_pipeline() as p:
-        verdicts = {"nodes": p | "N" >> beam.Create(nodes), "links": p | "L" >> beam.Create(links)} | JudgeIdentifiers(
-            "demo", (), {"device_id": 3})
+        judged = {"nodes": p | "N" >> beam.Create([(k, pack(v)) for k, v in group(((n[0], n) for n in nodes), 3).items()]),
+                  "tells": p | "L" >> beam.Create([(k, pack(v)) for k, v in group(tells, 3).items()])} | JudgeIdentifiers(
+            ctx, (), {"device_id": 3})
+        verdicts = (judged["linked"], judged["quarantined"]) | beam.Flatten() | beam.FlatMap(lambda kv: unpack(kv[1]))
         reasons = verdicts | beam.Map(lambda kv: (kv[0], kv[1]["reason"], kv[1]["degree"], kv[1]["conflicting_kinds"], kv[1]["cap"]))
         assert_that(reasons, equal_to(
             [(c1, None, 2, [], None), (c2, None, 1, [], None), (e1, None, 1, [], None),

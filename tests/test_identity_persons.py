@@ -1,7 +1,7 @@
 """Stable person ids: derived from the strongest identifier; previous ids survive merges by rule."""
 
 from touchline.transforms.context import RunContext
-from touchline.transforms.identity.persons import _Home, _repoint, changed, choose_person, derived_person_id
+from touchline.transforms.identity.persons import _repoint, changed, choose_person, derived_person_id, home_of
 
 import datetime as dt
 
@@ -25,12 +25,10 @@ def test_choose_person():
 
 
 def test_home_of_a_person_is_its_strongest_linked_identifier():
-    fn = _Home()
-    acc = fn.create_accumulator()
-    for value in [((5, "k", "L2"), "cookie_id", 10), ((0, "c", "L1"), "customer_id", 20), (None, "device_id", 3)]:
-        acc = fn.add_input(acc, value)
-    assert fn.extract_output(acc) == ((0, "c", "L1"), True, 3)
-    assert fn.extract_output(fn.add_input(fn.create_accumulator(), (None, "email", 4))) == (None, False, 4)  # vanished
+    values = [((5, "k", "L2"), "cookie_id", 10), ((0, "c", "L1"), "customer_id", 20), (None, "device_id", 3)]
+    for order in (values, values[::-1]):
+        assert home_of(order) == ((0, "c", "L1"), True, 3)
+    assert home_of([(None, "email", 4)]) == (None, False, 4)  # vanished
 
 
 def test_merges_are_repointed_so_one_lookup_resolves_any_old_id():

@@ -7,7 +7,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import beam_pipeline
 from tests.experience_harness import touchpoint
-from touchline.transforms.scoring.surveys import AggregateSurveys, aggregate_row, answer_stats, is_negative, nps, observed_score
+from touchline.transforms.scoring.surveys import (AggregateSurveys, aggregate_row, answer_stats, is_negative, nps, observed_score,
+                                                 partial_stats)
 
 import apache_beam as beam
 
@@ -38,7 +39,9 @@ def test_aggregate_surveys_per_day_role_and_channel():
     tps = [touchpoint(eid, "2026-10-02 10:00", ch, "survey_response", role=role, survey=sv) for eid, ch, role, sv in answers]
     tps.append(touchpoint("v", "2026-10-02 10:00", "web", "page_view"))
     with beam_pipeline() as p:
-        rows = p | beam.Create(tps) | AggregateSurveys()
+        # partial counters of two batches (as the experience stage makes them per bucket), summed by the combine
+        partials = [*partial_stats(tps[:3]).items(), *partial_stats(tps[3:]).items()]
+        rows = p | beam.Create(partials) | AggregateSurveys()
         got = rows | beam.Map(lambda r: (r["role"], r["channel"], r["responses"], r["nps"], r["csat_mean"],
                                          r["csat_satisfied_share"], r["ces_mean"]))
         assert_that(got, equal_to([

@@ -242,13 +242,14 @@ def test_replace_scope_deletes_what_a_recompute_no_longer_produces(scoped_schema
 def test_snapshot_read_gives_rows_in_datum_form(wh, tmp_path):
     from apache_beam.testing.util import assert_that, equal_to
 
+    from .batch_io import ToRows
     from .conftest import beam_pipeline
 
     rows = [tp(1), tp(2, day=20000), tp(3, amount=None, attributes={}, identifiers=[], person_id=None)]
     wh.commit(stage(tmp_path, "touchpoints", rows), ["touchpoints"])
     source = wh.read("touchpoints", str(tmp_path / "run"), where="event_date >= DATE '2026-01-01'")
     with beam_pipeline() as p:
-        assert_that(p | source, equal_to([rows[0], rows[2]]))
+        assert_that(p | source | ToRows("touchpoints"), equal_to([rows[0], rows[2]]))
 
 
 def test_unreachable_endpoint_is_reported_at_once(tmp_path):

@@ -93,6 +93,7 @@ def test_read_snapshot_round_trips_rows_in_datum_form(tmp_path):
     from apache_beam.testing.util import assert_that, equal_to
     from decimal import Decimal
 
+    from .batch_io import ToRows
     from .conftest import beam_pipeline
 
     tp = {"event_id": "e1", "channel": "transactions", "event_type": "order_placed", "event_time": 1_790_841_600_123_456,
@@ -105,7 +106,7 @@ def test_read_snapshot_round_trips_rows_in_datum_form(tmp_path):
     source = wh.read("touchpoints", str(tmp_path / "run"), where="event_date >= DATE '2026-01-01'")
     wh.close()
     with beam_pipeline() as p:
-        assert_that(p | source, equal_to([tp]))
+        assert_that(p | source | ToRows("touchpoints"), equal_to([tp]))
 
 
 SCOPED = {

@@ -14,6 +14,8 @@ class RunContext:
     logical_date: dt.date
     hash_key_source: str = "env:TOUCHLINE_HASH_KEY"
     pipeline: str = "batch"
+    #: hash buckets of every batch shuffle (see touchline.transforms.batches); streaming ignores it
+    buckets: int = 32
 
     @property
     def logical_day(self) -> int:

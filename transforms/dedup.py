@@ -1,6 +1,7 @@
 """Deduplicate touchpoints by event_id (sources deliver at least once).
 
-Copies of an event are combined with a lifted combiner (partial dedup before the shuffle). Exact
+Touchpoint batches are grouped by the bucket of their event_id (every copy of an event lands in
+the same bucket) and each bucket is deduplicated as one table (:func:`deduplicate`). Exact
 copies are counted (``touchline/<source>.duplicates``, the source being the touchpoint's
 ``origin``: its channel, or the adapter it was read through) and dropped; copies that share an event_id
 but differ in content are a conflict: the version with the smallest content digest wins (so the
@@ -14,16 +15,20 @@ from __future__ import annotations
 import hashlib
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from .. import schemas
+from . import batches
 from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
-from .labels import camel
-from .packing import pack, unpack
+from .packing import GroupBuckets, pack
 from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
 
 CONFLICT = "conflicting_duplicate"
+SPEC = schemas.table_schema("touchpoints")
 
 
 def accounting_name(touchpoint: dict) -> str:
@@ -53,70 +58,55 @@ def conflict_dead_letter(ctx: RunContext, redactor: Redactor, loser: dict, kept:
     )
 
 
-def _put(versions: dict, digest: str, version: tuple[str, bytes]) -> None:
-    """Keep one (source, copy) per content digest: the copy read at the smallest source."""
-    kept = versions.get(digest)
-    if kept is None or version[0] < kept[0]:
-        versions[digest] = version
+def versions(copies: list[dict]) -> list[int]:
+    """Indices of the versions of one event_id's copies, the winner first: one copy per content
+    digest (the one read at the smallest source), ordered by digest. A single copy is its own
+    version (its digest is never computed)."""
+    if len(copies) == 1:
+        return [0]
+    kept: dict[str, int] = {}
+    for i, copy in enumerate(copies):
+        digest = content_digest(copy)
+        best = kept.get(digest)
+        if best is None or copy["source"] < copies[best]["source"]:
+            kept[digest] = i
+    return [kept[d] for d in sorted(kept)]
 
 
-def _keep(versions: dict, blob: bytes) -> None:
-    """Add a packed copy (its digest and source need its content: unpacked here)."""
-    touchpoint = unpack(blob)
-    _put(versions, content_digest(touchpoint), (touchpoint["source"], blob))
+def deduplicate(table: pa.Table) -> tuple[pa.Table, list[tuple[dict, dict]], dict[str, int]]:
+    """One bucket's touchpoints -> (one row per event_id, [(losing version, winner)], {source:
+    exact copies dropped}). Relational and vectorized where it can be: event ids seen once (almost
+    all) pass as they are; only the rows of repeated ids become dicts, for their digests."""
+    ids = table.column("event_id")
+    counts = pc.value_counts(ids)
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated) == 0:
+        return table, [], {}
+    mask = pc.is_in(ids, value_set=repeated)
+    singles = table.filter(pc.invert(mask))
+    copies_table = table.filter(mask)
+    rows = batches.datum_rows(copies_table, SPEC)
+    by_event: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_event.setdefault(row["event_id"], []).append(i)
+    keep, losers, duplicates = [], [], {}
+    for indices in by_event.values():
+        copies = [rows[i] for i in indices]
+        order = versions(copies)
+        winner = copies[order[0]]
+        keep.append(indices[order[0]])
+        if len(copies) > len(order):
+            name = accounting_name(winner)
+            duplicates[name] = duplicates.get(name, 0) + len(copies) - len(order)
+        losers.extend((copies[i], winner) for i in order[1:])
+    winners = copies_table.take(pa.array(sorted(keep)))
+    return pa.concat_tables([singles, winners]), losers, duplicates
 
 
-class _Versions(beam.CombineFn):
-    """Accumulator: (copies seen, the only copy so far, {digest: (source, copy) with the smallest source}).
+class _Deduplicate(beam.DoFn):
+    """(bucket, [touchpoint tables]) -> (bucket, one touchpoint per event_id); conflicting versions
+    as dead letters (one list per bucket)."""
 
-    Copies are packed touchpoints (:mod:`.packing`): they cross the shuffle as bytes and are
-    unpacked only when their content is needed. Almost every event_id has one copy: its digest is
-    never needed, so it is computed only once a second copy arrives (then for every copy). Until
-    then the dict is None and the copy waits in the middle slot; afterwards the middle slot is None."""
-
-    def create_accumulator(self):
-        return (0, None, None)
-
-    def add_input(self, acc, blob):
-        count, single, versions = acc
-        if count == 0:
-            return (1, blob, None)
-        if versions is None:
-            versions = {}
-            _keep(versions, single)
-        _keep(versions, blob)
-        return (count + 1, None, versions)
-
-    def merge_accumulators(self, accumulators):
-        total, single, merged = 0, None, None
-        for count, one, versions in accumulators:
-            if not count:
-                continue
-            if total == 0 and versions is None:
-                total, single = count, one
-                continue
-            if merged is None:
-                merged = {}
-                if single is not None:
-                    _keep(merged, single)
-                    single = None
-            if versions is None:
-                _keep(merged, one)
-            else:
-                for digest, version in versions.items():
-                    _put(merged, digest, version)
-            total += count
-        return (total, single, merged)
-
-    def extract_output(self, acc):
-        """(copies seen, packed versions ordered by content digest: the first one wins)."""
-        count, single, versions = acc
-        if versions is None:
-            return count, [single]
-        return count, [versions[d][1] for d in sorted(versions)]
-
-
-class _Emit(beam.DoFn):
     def __init__(self, context: RunContext):
         self._ctx = context
 
@@ -131,45 +121,32 @@ class _Emit(beam.DoFn):
         self._counters[key].inc(n)
 
     def process(self, element):
-        _event_id, (count, packed) = element
-        versions = [unpack(blob) for blob in packed]
-        winner, losers = versions[0], versions[1:]
-        if count > len(versions):
-            self._count("duplicates", accounting_name(winner), count - len(versions))
-        yield winner
-        for loser in losers:
-            self._count("dead_letter.conflicting_duplicate", accounting_name(loser), 1)
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTERS, conflict_dead_letter(self._ctx, self._redactor, loser, f"kept the version read at {winner['source']}")
-            )
+        key, tables = element
+        unique, losers, duplicates = deduplicate(batches.concat(tables))
+        for name, n in duplicates.items():
+            self._count("duplicates", name, n)
+        yield key, pack(unique)
+        if losers:
+            dead = []
+            for loser, winner in losers:
+                self._count("dead_letter.conflicting_duplicate", accounting_name(loser), 1)
+                dead.append(conflict_dead_letter(self._ctx, self._redactor, loser, f"kept the version read at {winner['source']}"))
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, (f"dedup-{key:05d}", dead))
 
 
 class DeduplicateTouchpoints(beam.PTransform):
-    """Touchpoints (any channels) -> ``{touchpoints, dead_letters}`` with one row per event_id.
-
-    The input is one PCollection, or a dict of them (e.g. one per channel): each is then keyed and
-    packed where it is made, so their flatten carries bytes instead of touchpoints."""
+    """Touchpoint batches ``(bucket of event_id, packed table)`` (any sources) -> ``{touchpoints:
+    (bucket, packed table) with one row per event_id, dead_letters: (file key, rows)}``. Every copy of an
+    event_id is in the same bucket, so one shuffle of batches decides every event."""
 
     def __init__(self, context: RunContext):
         super().__init__()
         self._ctx = context
 
-    def expand(self, touchpoints):
-        # packed: copies cross the flatten and the shuffle as bytes, unpacked once in KeepOne (see .packing)
-        if isinstance(touchpoints, dict):
-            keyed = [
-                pcoll | f"KeyByEventId{camel(name)}" >> beam.Map(_keyed)
-                for name, pcoll in touchpoints.items()
-            ] | "FlattenKeyed" >> beam.Flatten()
-        else:
-            keyed = touchpoints | "KeyByEventId" >> beam.Map(_keyed)
+    def expand(self, keyed):
         results = (
             keyed
-            | "CombineCopies" >> beam.CombinePerKey(_Versions())
-            | "KeepOne" >> beam.ParDo(_Emit(self._ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
+            | "GroupByBucket" >> GroupBuckets()
+            | "KeepOne" >> beam.ParDo(_Deduplicate(self._ctx)).with_outputs(DEAD_LETTERS, main=TOUCHPOINTS)
         )
         return {TOUCHPOINTS: results[TOUCHPOINTS], DEAD_LETTERS: results[DEAD_LETTERS]}
-
-
-def _keyed(touchpoint: dict) -> tuple[str, bytes]:
-    return touchpoint["event_id"], pack(touchpoint)

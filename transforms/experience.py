@@ -52,20 +52,24 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from .. import schemas
+from . import batches
+from .batches import group
 from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
 from .journeys import MICROS_PER_DAY, MICROS_PER_HOUR, Journey, JourneyRules, analyze, journey_row
-from .packing import PackedCoGroupByKey
+from .packing import CoGroupByBucket, KeyTable, pack, unpack
 from .scoring.combined import combined_row
 from .scoring.cumulative import State
 from .scoring.daily import current_row, daily_row, fold, prev_state_from_row, state_from_row
 from .scoring.model import ALL_ROLES, ScoringModel
 from .scoring.signals import Classifier, Step
-from .scoring.surveys import AggregateSurveys, observed_score
+from .scoring.surveys import AggregateSurveys, partial_stats
 
 JOURNEYS = "journeys"
 DAILY = "person_scores_daily"
@@ -76,6 +80,9 @@ DEAD_LETTERS = "dead_letters"
 #: Tables a run of this stage stages (and commits).
 TABLES = (JOURNEYS, DAILY, CURRENT, SURVEYS, SCOPE)
 METRICS = "touchline.experience"
+TOUCHPOINT_SPEC = schemas.table_schema("touchpoints")
+DAILY_SPEC = schemas.table_schema(DAILY)
+CURRENT_SPEC = schemas.table_schema(CURRENT)
 RETIRED = 0  # from_date 1970-01-01: the person id no longer exists
 
 
@@ -272,41 +279,45 @@ def score_person(person_id: str, touchpoints: Iterable[tuple[int, dict]], identi
 
 
 # ------------------------------------------------------------------------------------ Beam stage
-def _stored_not_in_run(element):
-    """event_id, {run: [None if this run has it], stored: [stored versions]} -> the stored
-    version unless this run has the event (its version, maybe re-attributed by identity, wins).
-    Stored rows are unique per event_id (the table merges by it); should there be several, the
-    one read at the smallest source is kept."""
-    _event_id, grouped = element
-    if any(True for _ in grouped["run"]):
-        return
-    best = None
-    for tp in grouped["stored"]:
-        if best is None or tp["source"] < best["source"]:
-            best = tp
-    if best is not None:
-        yield best
-
-
 class _KeyByPerson(beam.DoFn):
-    """Touchpoint -> (person_id, (is_run, touchpoint)); unattributed ones (no person) are left out
-    (counted when they are this run's)."""
+    """(bucket, packed touchpoints) -> (bucket of person_id, packed rows of those persons);
+    unattributed ones (no person) are left out (counted when they are this run's). Stored
+    touchpoints (``is_run`` 0) older than the read window are left out too."""
 
-    def __init__(self, is_run: int):
+    def __init__(self, is_run: int, buckets: int, window: int | None = None):
         self._is_run = is_run
+        self._buckets = buckets
+        self._window = window
 
     def setup(self):
         self._unattributed = Metrics.counter(METRICS, "unattributed")
 
-    def process(self, tp):
-        if tp.get("person_id") is None:
+    def process(self, element):
+        _key, blob = element
+        table = unpack(blob)
+        if self._window is not None:
+            table = table.filter(pc.greater_equal(pc.cast(table.column("event_date"), pa.int32()), self._window))
+        persons = table.column("person_id")
+        missing = persons.null_count
+        if missing:
             if self._is_run:
-                self._unattributed.inc()
-            return
-        yield tp["person_id"], (self._is_run, tp)
+                self._unattributed.inc(missing)
+            table = table.filter(pc.is_valid(persons))
+        if table.num_rows:
+            for key, piece in batches.split(table, batches.buckets_of(table.column("person_id").to_pylist(), self._buckets)):
+                yield key, pack(piece)
+
+
+def _scopes_by_person(pairs, buckets: int):
+    for key, records in group(((person, (person, day)) for person, day in pairs), buckets).items():
+        yield key, pack(records)
 
 
 class _ScorePersons(beam.DoFn):
+    """(bucket of person, {touchpoints, [stored], [scope], [daily], [current]}) -> every output
+    table's rows of the bucket's persons, as (file key, rows) on outputs named by table:
+    :func:`score_person` called in a loop over the persons with something new."""
+
     def __init__(self, ctx: RunContext, model: ScoringModel, settings: ExperienceSettings):
         self._ctx = ctx
         self._model = model
@@ -323,34 +334,70 @@ class _ScorePersons(beam.DoFn):
         self._counters[name].inc(n)
 
     def process(self, element):
-        person_id, groups = element
-        touchpoints = [*groups["touchpoints"], *groups.get("stored", ())]
-        try:
-            result = score_person(person_id, touchpoints, groups["scope"], groups.get("daily", ()), groups.get("current", ()),
-                                  self._model, self._settings, self._ctx.logical_day, self._tools)
-        except Exception as exc:  # noqa: BLE001 -- a person that cannot be scored keeps their rows; the error is data
-            self._count("dead_letter.unexpected_error", 1)
-            payload = {"person_id": person_id, "touchpoints": len(touchpoints),
-                       "event_ids": sorted(tp["event_id"] for _, tp in touchpoints)[:20]}
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                run_id=self._ctx.run_id, logical_date=self._ctx.logical_day, channel="experience",
-                source=f"person:{person_id}", failed_step="ScorePersons", reason="unexpected_error",
-                payload=json.dumps(payload, sort_keys=True), redactor=self._redactor, exc=exc))
-            return
-        for name, n in result.counters.items():
+        key, groups = element
+        touchpoints: dict[str, list] = defaultdict(list)
+        for is_run, name in ((1, "touchpoints"), (0, "stored")):
+            for table in groups.get(name, ()):
+                for tp in batches.datum_rows(table, TOUCHPOINT_SPEC):
+                    touchpoints[tp["person_id"]].append((is_run, tp))
+        scopes: dict[str, list] = defaultdict(list)
+        for records in groups.get("scope", ()):
+            for person, day in records:
+                scopes[person].append(day)
+        stored: dict[str, dict[str, list]] = {}
+        for name, spec in (("daily", DAILY_SPEC), ("current", CURRENT_SPEC)):
+            rows: dict[str, list] = defaultdict(list)
+            for table in groups.get(name, ()):
+                for row in batches.datum_rows(table, spec):
+                    rows[row["person_id"]].append(row)
+            stored[name] = rows
+        out: dict[str, list] = {JOURNEYS: [], DAILY: [], CURRENT: [], SCOPE: [], DEAD_LETTERS: []}
+        counts: dict[str, int] = defaultdict(int)
+        changed = {person for person, tps in touchpoints.items() if any(is_run for is_run, _ in tps)} | set(scopes)
+        for person_id in sorted(changed):
+            tps = touchpoints.get(person_id, [])
+            try:
+                result = score_person(person_id, tps, scopes.get(person_id, ()), stored["daily"].get(person_id, ()),
+                                      stored["current"].get(person_id, ()), self._model, self._settings, self._ctx.logical_day,
+                                      self._tools)
+            except Exception as exc:  # noqa: BLE001 -- a person that cannot be scored keeps their rows; the error is data
+                counts["dead_letter.unexpected_error"] += 1
+                payload = {"person_id": person_id, "touchpoints": len(tps),
+                           "event_ids": sorted(tp["event_id"] for _, tp in tps)[:20]}
+                out[DEAD_LETTERS].append(dead_letter(
+                    run_id=self._ctx.run_id, logical_date=self._ctx.logical_day, channel="experience",
+                    source=f"person:{person_id}", failed_step="ScorePersons", reason="unexpected_error",
+                    payload=json.dumps(payload, sort_keys=True), redactor=self._redactor, exc=exc))
+                continue
+            for name, n in result.counters.items():
+                counts[name] += n
+            out[JOURNEYS].extend(result.journeys)
+            out[DAILY].extend(result.daily)
+            out[CURRENT].extend(result.current)
+            if result.scope is not None:
+                out[SCOPE].append(result.scope)
+        for name, n in counts.items():
             self._count(name, n)
-        for row in result.journeys:
-            yield beam.pvalue.TaggedOutput(JOURNEYS, row)
-        for row in result.daily:
-            yield beam.pvalue.TaggedOutput(DAILY, row)
-        for row in result.current:
-            yield beam.pvalue.TaggedOutput(CURRENT, row)
-        if result.scope is not None:
-            yield beam.pvalue.TaggedOutput(SCOPE, result.scope)
+        for table, rows in out.items():
+            if rows:
+                yield beam.pvalue.TaggedOutput(table, (f"score-{key:05d}", rows))
 
 
-def _is_survey(tp) -> bool:
-    return observed_score(tp.get("survey_kind"), tp.get("survey_score")) is not None
+def survey_stats(table: pa.Table) -> dict[tuple, tuple]:
+    """Summed survey counters per (event_date, role, channel) of a touchpoint table's valid answers."""
+    answered = table.filter(pc.is_valid(table.column("survey_kind")))
+    if not answered.num_rows:
+        return {}
+    cols = batches.datum_columns(answered, TOUCHPOINT_SPEC, ("event_date", "role", "channel", "survey_kind", "survey_score"))
+    return partial_stats(dict(zip(cols, values)) for values in zip(*cols.values()))
+
+
+def _survey_stats(element, window: int | None = None):
+    _key, blob = element
+    table = unpack(blob)
+    if window is not None:
+        table = table.filter(pc.greater_equal(pc.cast(table.column("event_date"), pa.int32()), window))
+    yield from survey_stats(table).items()
 
 
 def _recomputable_days(day, blocked, window):
@@ -359,14 +406,20 @@ def _recomputable_days(day, blocked, window):
         yield day
 
 
-def _on_days(tp, days):
-    if tp["event_date"] in set(days):
-        yield tp
+def _on_days(element, days):
+    if element[0][0] in set(days):
+        yield element
+
+
+def _survey_rows(rows):
+    if rows:
+        yield "surveys", rows
 
 
 class ComputeExperience(beam.PTransform):
     """Journeys, daily and current scores and survey aggregates (see the module doc for the
-    inputs and outputs)."""
+    inputs and outputs). Touchpoints come as (bucket, packed table) batches from identity; stored
+    score rows and survey days as Arrow tables; every output as (file key, rows)."""
 
     def __init__(self, ctx: RunContext, model: ScoringModel, settings: ExperienceSettings | None = None):
         super().__init__()
@@ -377,55 +430,49 @@ class ComputeExperience(beam.PTransform):
     def expand(self, inputs):
         run = inputs["touchpoints"]
         p = run.pipeline
-        scope = inputs.get("recompute_scope")
-        if scope is None:
-            scope = p | "NoIdentityScope" >> beam.Create([])
-        window = self._settings.window_start(self._ctx.logical_day, self._model)
+        ctx = self._ctx
+        window = self._settings.window_start(ctx.logical_day, self._model)
         # This run's touchpoints are one per event_id (deduplicated; identity re-emits a stored one
-        # only when this run does not have it) and always win over a stored version: they go to
-        # the per-person grouping directly. Only stored touchpoints are joined by event_id -- against
-        # the run's event ids, not whole touchpoints -- to drop the versions this run replaces.
-        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1))}
-        run_answers = run | "SurveyAnswers" >> beam.Filter(_is_survey)
-        answers = run_answers
-        if "history_touchpoints" in inputs:  # absent: nothing stored in the read window (a first run)
-            stored = (
-                {
-                    "run": run | "RunEventIds" >> beam.Map(lambda tp: (tp["event_id"], None)),
-                    "stored": inputs["history_touchpoints"] | "KeyHistory" >> beam.Map(lambda tp: (tp["event_id"], tp)),
-                }
-                | "JoinRunEventIds" >> beam.CoGroupByKey()
-                | "StoredNotInRun" >> beam.FlatMap(_stored_not_in_run)
-            )
-            # a join input of its own (no flatten with the run's touchpoints before the grouping)
-            keyed["stored"] = stored | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0))
-            answers = (run_answers, stored | "StoredSurveyAnswers" >> beam.Filter(_is_survey)) | "AllSurveyAnswers" >> beam.Flatten()
-        keyed["scope"] = scope | "KeyScopeByPerson" >> beam.Map(lambda r: (r["person_id"], r["from_date"]))
+        # only when this run does not have it) and always win over a stored version; the stored
+        # ones come from identity without the events this run has (or re-attributed).
+        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1, ctx.buckets))}
+        answers = [run | "RunSurveyStats" >> beam.FlatMap(_survey_stats)]
+        if "stored" in inputs:  # absent: nothing stored in the read window (a first run)
+            keyed["stored"] = inputs["stored"] | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0, ctx.buckets, window))
+            answers.append(inputs["stored"] | "StoredSurveyStats" >> beam.FlatMap(_survey_stats, window))
+        if "recompute_scope" in inputs:
+            keyed["scope"] = inputs["recompute_scope"] | "KeyScopeByPerson" >> beam.FlatMap(_scopes_by_person, ctx.buckets)
         # stored scores: absent when nothing is stored (a first run)
         if "history_daily" in inputs:
-            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.Map(lambda r: (r["person_id"], r))
+            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets))
         if "history_current" in inputs:
-            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.Map(lambda r: (r["person_id"], r))
-        # touchpoints and stored score rows cross the flatten and the shuffle as bytes (packing)
-        grouped = keyed | "GroupByPerson" >> PackedCoGroupByKey(packed=tuple(k for k in keyed if k != "scope"))
-        scored = grouped | "ScorePersons" >> beam.ParDo(_ScorePersons(self._ctx, self._model, self._settings)).with_outputs(
-            JOURNEYS, DAILY, CURRENT, SCOPE, DEAD_LETTERS)
+            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets))
+        scored = (
+            keyed
+            | "GroupByPerson" >> CoGroupByBucket()
+            | "ScorePersons" >> beam.ParDo(_ScorePersons(ctx, self._model, self._settings)).with_outputs(
+                JOURNEYS, DAILY, CURRENT, SCOPE, DEAD_LETTERS)
+        )
         stored = inputs.get("history_survey_days")
         if stored is None:
             stored = p | "NoStoredSurveyDays" >> beam.Create([])
-        blocked = stored | "BlockedDays" >> beam.Map(lambda r: r["survey_date"])
+        blocked = stored | "BlockedDays" >> beam.FlatMap(
+            lambda table: pc.cast(table.column("survey_date"), pa.int32()).to_pylist())
         days = (
-            run_answers
-            | "SurveyDays" >> beam.Map(lambda tp: tp["event_date"])
+            answers[0]
+            | "SurveyDays" >> beam.Map(lambda kv: kv[0][0])
             | "DistinctSurveyDays" >> beam.Distinct()
             | "RecomputableDays" >> beam.FlatMap(_recomputable_days, beam.pvalue.AsList(blocked), window)
         )
-        # survey answers are filtered before the side-input step: only they wait for the days (on
-        # the local runner everything a side-input step reads is first materialized)
+        # partial sums per bucket and (day, role, channel) wait for the days (on the local runner
+        # everything a side-input step reads is first materialized: they are few)
         surveys = (
             answers
+            | "AllSurveyStats" >> beam.Flatten()
             | "SurveysOnThoseDays" >> beam.FlatMap(_on_days, beam.pvalue.AsList(days))
             | "AggregateSurveys" >> AggregateSurveys()
+            | "AllSurveyRows" >> beam.combiners.ToList()
+            | "SurveyRows" >> beam.FlatMap(_survey_rows)
         )
         return {
             JOURNEYS: scored[JOURNEYS],
@@ -447,22 +494,11 @@ def state_filters(logical_date: dt.date, model: ScoringModel, settings: Experien
     earliest = settings.earliest_day(logical_day)
     window = settings.window_start(logical_day, model)
     return {
-        "history_touchpoints": ("touchpoints", f"event_date >= {_date_literal(window)}"),
         "history_daily": (DAILY, f"score_date >= {_date_literal(earliest)}"),
         "history_current": (CURRENT, f"score_date < {_date_literal(earliest)}"),
         "history_survey_days": (SURVEYS, f"survey_date < {_date_literal(window)}"),
     }
 
 
-def read_state(p: beam.Pipeline, warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel,
-               settings: ExperienceSettings) -> dict[str, beam.PCollection]:
-    """The ``history_*`` inputs of :class:`ComputeExperience`: warehouse snapshots taken now (at
-    graph construction), so the run sees the state as of its launch."""
-    labels = {"history_touchpoints": "ReadTouchpointHistory", "history_daily": "ReadDailyScores",
-              "history_current": "ReadCurrentScores", "history_survey_days": "ReadStoredSurveyDays"}
-    return {name: p | labels[name] >> warehouse.read(table, staging_dir, where)
-            for name, (table, where) in state_filters(logical_date, model, settings).items()}
-
-
-__all__ = ["ComputeExperience", "ExperienceSettings", "read_state", "state_filters", "score_person", "TABLES",
+__all__ = ["ComputeExperience", "ExperienceSettings", "state_filters", "score_person", "survey_stats", "TABLES",
            "first_changed_day", "PersonResult"]

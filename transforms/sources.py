@@ -182,20 +182,41 @@ def read_jsonl_range(path: str, start: int, end: int) -> Iterator[RawRecord]:
             pos += len(line)
 
 
+def file_splits(path: str, size: int, split_bytes: int) -> Iterator[tuple[str, int, int]]:
+    """Byte ranges ``(path, start, end)`` of one file (gzip is read whole; unknown suffixes: none)."""
+    if file_format(path) is None:
+        return
+    if path.lower().endswith(".gz") or size <= split_bytes:
+        yield (path, 0, _UNBOUNDED)
+        return
+    for start in range(0, size, split_bytes):
+        end = start + split_bytes
+        yield (path, start, end if end < size else _UNBOUNDED)
+
+
 class _SplitFiles(beam.DoFn):
     def __init__(self, split_bytes: int):
         self._split = split_bytes
 
     def process(self, meta) -> Iterable[tuple[str, int, int]]:
-        path, size = meta.path, meta.size_in_bytes
-        if file_format(path) is None:
+        yield from file_splits(meta.path, meta.size_in_bytes, self._split)
+
+
+class _MatchSource(beam.DoFn):
+    """(source, pattern) -> (source, path, start, end) for every byte range of every matched file."""
+
+    def __init__(self, split_bytes: int):
+        self._split = split_bytes
+
+    def process(self, element):
+        source, pattern = element
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception:  # noqa: BLE001 -- a pattern matching nothing is checked before the run (preflight)
             return
-        if path.lower().endswith(".gz") or size <= self._split:
-            yield (path, 0, _UNBOUNDED)
-            return
-        for start in range(0, size, self._split):
-            end = start + self._split
-            yield (path, start, end if end < size else _UNBOUNDED)
+        for meta in sorted(matched, key=lambda m: m.path):
+            for path, start, end in file_splits(meta.path, meta.size_in_bytes, self._split):
+                yield source, path, start, end
 
 
 def read_range(element: tuple[str, int, int]) -> Iterator[RawRecord]:
@@ -221,6 +242,25 @@ class ReadChannelFiles(beam.PTransform):
             | "Split" >> beam.ParDo(_SplitFiles(self._split))
             | "Distribute" >> beam.Reshuffle()
             | "Read" >> beam.FlatMap(read_range)
+        )
+
+
+class ReadSources(beam.PTransform):
+    """``{source: [file patterns]}`` -> splits ``(source, path, start, end)``, spread over workers:
+    one read step for every file source of a batch run (each split is parsed where it lands, see
+    ``parse.ParseSplits``)."""
+
+    def __init__(self, inputs: dict[str, list[str]], split_bytes: int = DEFAULT_SPLIT_BYTES):
+        super().__init__()
+        self._patterns = [(source, pattern) for source, patterns in inputs.items() for pattern in patterns]
+        self._split = split_bytes
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Patterns" >> beam.Create(self._patterns)
+            | "Match" >> beam.ParDo(_MatchSource(self._split))
+            | "Distribute" >> beam.Reshuffle()
         )
 
 

@@ -29,9 +29,10 @@ import apache_beam as beam
 from ... import schemas
 from ..context import RunContext
 from ..labels import camel
-from .attribute import AttributeTouchpoints
+from ..packing import pack, unpack
+from .attribute import SCOPES, STORED, AttributeTouchpoints, MarkReplayed
 from .config import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig
-from .erasure import ApplyErasure
+from .erasure import DropErasedDeadLetters, StripErased, erased_hashes
 from .graph import parse_blocklist
 from .stitch import StitchPersons
 
@@ -44,13 +45,34 @@ STATE_TABLES = ("identity_map", "identity_links", "person_merges", "erasure_requ
 OUTPUT_TABLES = ("identity_map", "identity_links", "identity_quarantine", "person_merges", schemas.RECOMPUTE_SCOPE)
 
 
-class Identity(beam.PTransform):
-    """The identity stage of the pipeline (see the module doc)."""
+def _event_ids(element):
+    key, blob = element
+    yield key, pack(unpack(blob).column("event_id").to_pylist())
 
-    def __init__(self, context: RunContext, config: IdentityConfig | None = None):
+
+def _scope_rows(rows):
+    if rows:
+        yield "identity", [{"person_id": person, "from_date": day} for person, day in sorted(rows)]
+
+
+class Identity(beam.PTransform):
+    """The identity stage of the pipeline (see the module doc).
+
+    Inputs: ``touchpoints`` -- (bucket of event_id, packed table), one row per event_id;
+    ``dead_letters`` -- (file key, rows); stored tables as Arrow tables of their rows (any may be
+    missing: a first run). Outputs: ``touchpoints`` (bucket, packed: this run's attributed plus the
+    re-attributed stored ones), ``stored`` (bucket, packed: the other stored touchpoints, as stored),
+    ``scopes`` (lists of (person_id, day)), ``dead_letters`` and every identity table as (file key,
+    rows)."""
+
+    def __init__(self, context: RunContext, config: IdentityConfig | None = None, history_from: int | None = None):
+        """``history_from``: the first day (days since the epoch) of ``history`` rows that take part
+        in attribution, when the caller read stored touchpoints further back for later stages (the
+        others pass through as stored); None: all of them (``history`` is the lookback window)."""
         super().__init__()
         self._ctx = context
         self._config = config or IdentityConfig()
+        self._history_from = history_from
 
     def expand(self, inputs):
         ctx, config = self._ctx, self._config
@@ -63,35 +85,48 @@ class Identity(beam.PTransform):
 
         # Steps that only matter with stored state are left out of the graph when it is absent
         # (a first run): every step costs fixed time on a local runner, even on no data.
+        touchpoints, dead_letters = inputs["touchpoints"], given("dead_letters")
+        erased = None
         if "erasure_requests" in inputs:
-            kept = (
-                {"touchpoints": inputs["touchpoints"], "dead_letters": given("dead_letters"),
-                 "erasure_requests": inputs["erasure_requests"],
-                 **({"history": inputs["history"]} if "history" in inputs else {})}
-                | "ApplyErasure" >> ApplyErasure()
+            erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.FlatMap(erased_hashes))
+            touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(), erased)
+            dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(), erased)
+        history = None
+        if "history" in inputs:
+            history = (
+                {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids), "stored": inputs["history"]}
+                | "MarkReplayed" >> MarkReplayed(ctx.buckets)
             )
-        else:
-            kept = {"touchpoints": inputs["touchpoints"], "dead_letters": given("dead_letters"),
-                    **({"history": inputs["history"]} if "history" in inputs else {})}
+            if erased is not None:
+                history = history | "StripHistory" >> beam.ParDo(StripErased(history=True), erased)
         stitched = (
-            {"touchpoints": kept["touchpoints"],
+            {"touchpoints": touchpoints,
              **{name: inputs[name] for name in ("identity_map", "identity_links", "person_merges") if name in inputs}}
             | "Stitch" >> StitchPersons(ctx, config)
         )
         attributed = (
-            {"touchpoints": kept["touchpoints"], "persons": stitched["persons"], "excluded": stitched["excluded"],
-             **({"history": kept["history"]} if "history" in kept else {})}
-            | "Attribute" >> AttributeTouchpoints()
+            {"touchpoints": touchpoints, "persons": stitched["persons"], "excluded": stitched["excluded"],
+             **({"history": history} if history is not None else {})}
+            | "Attribute" >> AttributeTouchpoints(ctx.buckets, self._history_from, attribute=config.lookback_days > 0)
         )
-        scopes = (
-            (stitched["scopes"], attributed["scopes"])
-            | "AllScopes" >> beam.Flatten()
+        scopes = [stitched["scopes"]]
+        if history is not None:
+            scopes.append(attributed[SCOPES])
+        scopes = scopes | "AllScopes" >> beam.Flatten()
+        scope_rows = (
+            scopes
+            | "ScopePairs" >> beam.FlatMap(lambda pairs: pairs)
             | "EarliestDay" >> beam.CombinePerKey(min)
-            | "ScopeRows" >> beam.Map(lambda kv: {"person_id": kv[0], "from_date": kv[1]})
+            | "AllScopeRows" >> beam.combiners.ToList()
+            | "ScopeRows" >> beam.FlatMap(_scope_rows)
         )
-        return {
+        out = {
             "touchpoints": attributed["touchpoints"],
-            "dead_letters": kept["dead_letters"],
+            "scopes": scopes,
+            "dead_letters": dead_letters,
             **{table: stitched[table] for table in ("identity_map", "identity_links", "identity_quarantine", "person_merges")},
-            schemas.RECOMPUTE_SCOPE: scopes,
+            schemas.RECOMPUTE_SCOPE: scope_rows,
         }
+        if history is not None:
+            out[STORED] = attributed[STORED]
+        return out

@@ -10,7 +10,7 @@ anonymous app_open on a kiosk or on a device with tracking off) -- keep ``person
 counted in ``touchline/<channel>.unattributed``; they stay in the touchpoints table (nothing is
 dropped) and are re-attributed by a later run if one of their identifiers is released.
 
-**Late links.** The stored touchpoints of the last ``lookback_days`` days (read at launch) go
+**Late links.** The stored touchpoints of the last ``lookback_days`` days (``history``) go
 through the same attribution; those whose person changed -- an anonymous cookie that logged in,
 two persons merged, an identifier quarantined since -- are re-emitted with the new person (the
 touchpoints table merges by event_id, so the stored row is replaced), counted in
@@ -21,147 +21,205 @@ recomputed from that day. A stored touchpoint that this run has again (a replay 
 e.g. after a stream attributed it to a provisional person id) is written with this run's person;
 if the stored version belonged to another person, that person gets the scope too, so rows derived
 under the old id do not linger.
+
+Batches: every touchpoint table is keyed by the bucket of its rows' attribution keys (the strongest
+usable identifier; an unattributable row by its event_id, so it meets no person) and joined, per
+bucket, with that bucket's ``(id_hash, person_id)`` pairs: one vectorized lookup per table. Stored
+touchpoints carry flags: ``_in_run`` (this run has the event: see :class:`MarkReplayed`),
+``_erased`` (see :mod:`.erasure`) and, set here, whether they are inside the lookback.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from ..packing import PackedCoGroupByKey, pack, unpack
+from .. import batches
+from ..packing import CoGroupByBucket, KeyTable, pack, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
+from .erasure import ERASED
 from .graph import strongest
 
 UNATTRIBUTED = "unattributed"
 CURRENT = "current"
 HISTORY = "history"
+STORED = "stored"
+SCOPES = "scopes"
+#: helper columns (dropped before a table leaves the stage)
+KEY, IN_RUN, ATTRIBUTE = "_key", "_in_run", "_attribute"
+HELPERS = (KEY, IN_RUN, ERASED, ATTRIBUTE)
 
 
-#: Key of an unattributable touchpoint in the attribution join: never an id_hash (hex), unique per
-#: event, so it meets no person and no other event (nothing piles up on one key).
-NO_IDENTIFIER = "\x00"
+def attribution_key(identifiers: list[dict], excluded: frozenset | set) -> str | None:
+    """The id_hash whose person a touchpoint belongs to: its strongest usable identifier (None: unattributable)."""
+    best = strongest(identifiers, excluded)
+    return None if best is None else best["id_hash"]
 
 
-def _packed(touchpoint: dict) -> tuple:
-    """Touchpoint -> (event_id, channel, identifiers, packed touchpoint): what keying reads, plus the
-    touchpoint as bytes. Made where the touchpoint is made (fused), so the materialized input of
-    the keying step (it waits for the ``excluded`` side input) and the join carry bytes."""
-    return touchpoint["event_id"], touchpoint["channel"], touchpoint["identifiers"], pack(touchpoint)
+class _MarkReplayed(beam.DoFn):
+    """(bucket of event_id, {run: [event ids of this run], stored: [stored touchpoint tables]}) ->
+    (bucket, packed stored touchpoints with ``_in_run``)."""
+
+    def process(self, element):
+        key, groups = element
+        if not groups["stored"]:
+            return
+        stored = batches.concat(groups["stored"])
+        run = pa.array([e for ids in groups["run"] for e in ids], pa.string())
+        yield key, pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)))
+
+
+class MarkReplayed(beam.PTransform):
+    """{run: (bucket of event_id, packed event id lists of this run), stored: stored touchpoint
+    tables} -> (bucket, packed stored touchpoints with ``_in_run``: this run has the event too)."""
+
+    def __init__(self, buckets: int):
+        super().__init__()
+        self._buckets = buckets
+
+    def expand(self, inputs):
+        return (
+            {"run": inputs["run"], "stored": inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._buckets))}
+            | "JoinRunEventIds" >> CoGroupByBucket()
+            | "Mark" >> beam.ParDo(_MarkReplayed())
+        )
 
 
 class _Key(beam.DoFn):
-    """Packed touchpoint -> (strongest usable identifier, (origin, packed touchpoint)); an
-    unattributable one is keyed ``NO_IDENTIFIER + event_id`` and goes through the same join (it
-    meets no person there). One output instead of two means no Flatten of two branches afterwards
-    (on the local runner a Flatten copies every element through a buffer)."""
+    """(bucket, packed touchpoints) -> (bucket of the attribution key, packed rows with ``_key``).
 
-    def __init__(self, origin: str):
+    ``origin`` is ``current`` (this run's; unattributable ones are counted per channel) or
+    ``history`` (stored touchpoints: with ``attribute``, those from ``history_from`` on (None: all)
+    that are not erased take part; the others keep a null key and ``_attribute`` false)."""
+
+    def __init__(self, origin: str, buckets: int, history_from: int | None = None, attribute: bool = True):
         self._origin = origin
+        self._buckets = buckets
+        self._from = history_from
+        self._attribute = attribute
 
     def setup(self):
         self._excluded = SetCache()
         self._unattributed = {}
 
     def process(self, element, excluded):
-        event_id, channel, identifiers, blob = element
-        best = strongest(identifiers, self._excluded(excluded))
-        if best is None:
-            if self._origin == CURRENT:
-                if channel not in self._unattributed:
-                    self._unattributed[channel] = Metrics.counter(NAMESPACE, f"{channel}.unattributed")
-                self._unattributed[channel].inc()
-            yield NO_IDENTIFIER + event_id, (self._origin, blob)
+        _bucket, blob = element
+        table = unpack(blob)
+        skip = self._excluded(excluded)
+        identifiers = table.column("identifiers").to_pylist()
+        if self._origin == CURRENT:
+            take = [True] * table.num_rows
+        else:
+            days = pc.cast(table.column("event_date"), pa.int32()).to_pylist()
+            erased = table.column(ERASED).to_pylist() if ERASED in table.column_names else [False] * table.num_rows
+            start = self._from if self._from is not None else -(1 << 40)
+            take = [self._attribute and day >= start and not gone for day, gone in zip(days, erased)]
+        keys = [attribution_key(ids or [], skip) if t else None for ids, t in zip(identifiers, take)]
+        if self._origin == CURRENT:
+            self._count_unattributed(table, keys)
+        else:
+            table = table.append_column(ATTRIBUTE, pa.array(take, pa.bool_()))
+        event_ids = table.column("event_id").to_pylist()
+        table = table.append_column(KEY, pa.array(keys, pa.string()))
+        routing = batches.buckets_of((k if k is not None else e for k, e in zip(keys, event_ids)), self._buckets)
+        for key, piece in batches.split(table, routing):
+            yield key, pack(piece)
+
+    def _count_unattributed(self, table, keys):
+        missing = [i for i, k in enumerate(keys) if k is None]
+        if not missing:
             return
-        yield best["id_hash"], (self._origin, blob)
+        channels = table.column("channel").take(pa.array(missing)).to_pylist()
+        counts: dict[str, int] = {}
+        for channel in channels:
+            counts[channel] = counts.get(channel, 0) + 1
+        for channel, n in counts.items():
+            if channel not in self._unattributed:
+                self._unattributed[channel] = Metrics.counter(NAMESPACE, f"{channel}.{UNATTRIBUTED}")
+            self._unattributed[channel].inc(n)
+
+
+def _drop_helpers(table: pa.Table) -> pa.Table:
+    return table.drop_columns([c for c in HELPERS if c in table.column_names])
 
 
 class _Attribute(beam.DoFn):
-    """id_hash, {person, touchpoints} -> current touchpoints with their person; moved history tagged."""
-
-    def process(self, element):
-        _id_hash, grouped = element
-        persons = grouped["person"]
-        person = persons[0] if persons else None
-        for origin, blob in grouped["touchpoints"]:
-            yield from attribute(origin, unpack(blob), person)
-        for origin, blob in grouped.get(HISTORY, ()):
-            yield from attribute(origin, unpack(blob), person)
-
-
-def attribute(origin: str, touchpoint: dict, person: str | None):
-    if origin == CURRENT:
-        yield {**touchpoint, "person_id": person}
-    elif touchpoint["person_id"] != person:
-        yield beam.pvalue.TaggedOutput(HISTORY, (touchpoint["event_id"], ({**touchpoint, "person_id": person}, touchpoint["person_id"])))
-
-
-class _KeepMoved(beam.DoFn):
-    """event_id, {current, moved} -> the re-attributed touchpoint unless this run also has the event.
-
-    When this run has the event too, its own version is written; but if the stored version belonged
-    to another person (a stream's provisional id, an earlier run's attribution), that person's
-    journeys and scores from the event's day are recomputed without it (a scope row)."""
+    """(bucket, {person, touchpoints, [history]}) -> (bucket, packed touchpoints with their person:
+    this run's and the re-attributed stored ones); tagged: ``stored`` (stored touchpoints neither
+    moved nor replayed by this run, as stored) and ``scopes`` (lists of (person_id, day))."""
 
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
 
     def process(self, element):
-        _event_id, grouped = element
-        if any(True for _ in grouped["current"]):
-            for touchpoint, old_person in grouped["moved"]:
-                if old_person is not None:
-                    yield beam.pvalue.TaggedOutput("scopes", (old_person, touchpoint["event_date"]))
-            return
-        for touchpoint, old_person in grouped["moved"]:
-            self._moved.inc()
-            yield touchpoint
-            day = touchpoint["event_date"]
-            if old_person is not None:
-                yield beam.pvalue.TaggedOutput("scopes", (old_person, day))
-            if touchpoint["person_id"] is not None:
-                yield beam.pvalue.TaggedOutput("scopes", (touchpoint["person_id"], day))
-            return
+        key, groups = element
+        pairs = [pair for records in groups["person"] for pair in records]
+        lookup = batches.mapping([h for h, _ in pairs], [p for _, p in pairs])
+        out = []
+        if groups["touchpoints"]:
+            current = batches.concat(groups["touchpoints"])
+            out.append(_drop_helpers(batches.with_column(current, "person_id", lookup(current.column(KEY)))))
+        scopes = []
+        if groups.get(HISTORY):
+            history = batches.concat(groups[HISTORY])
+            new = lookup(history.column(KEY))
+            old = history.column("person_id")
+            moved = pc.and_(history.column(ATTRIBUTE), pc.not_equal(pc.fill_null(new, ""), pc.fill_null(old, "")))
+            replayed = history.column(IN_RUN)
+            days = pc.cast(history.column("event_date"), pa.int32())
+            # moved but replayed by this run: this run's version is written; the old person is rescoped
+            rescoped = pc.and_(moved, replayed)
+            scopes.extend((p, d) for p, d in zip(old.filter(rescoped).to_pylist(), days.filter(rescoped).to_pylist()) if p is not None)
+            reattributed = pc.and_(moved, pc.invert(replayed))
+            n = pc.sum(reattributed.cast(pa.int64())).as_py() or 0
+            if n:
+                self._moved.inc(n)
+                rows = batches.with_column(history.filter(reattributed), "person_id", new.filter(reattributed))
+                out.append(_drop_helpers(rows))
+                for before, after, day in zip(old.filter(reattributed).to_pylist(), new.filter(reattributed).to_pylist(),
+                                              days.filter(reattributed).to_pylist()):
+                    if before is not None:
+                        scopes.append((before, day))
+                    if after is not None:
+                        scopes.append((after, day))
+            kept = history.filter(pc.invert(pc.or_(moved, replayed)))
+            if kept.num_rows:
+                yield beam.pvalue.TaggedOutput(STORED, (key, pack(_drop_helpers(kept))))
+        if out:
+            yield key, pack(batches.concat(out))
+        if scopes:
+            yield beam.pvalue.TaggedOutput(SCOPES, scopes)
 
 
 class AttributeTouchpoints(beam.PTransform):
-    """{touchpoints, [history], persons: (id_hash, person_id), excluded: id_hashes}
-    -> {touchpoints: this run's (with person_id) + re-attributed history, scopes: (person_id, day)}.
-    Without ``history`` (a first run, or a lookback of 0) the re-attribution steps are left out."""
+    """{touchpoints: (bucket, packed), [history: (bucket, packed) with ``_in_run`` and ``_erased``],
+    persons: (bucket, packed (id_hash, person_id) pairs), excluded: id_hashes}
+    -> {touchpoints: (bucket, packed) this run's (with person_id) + re-attributed history,
+        stored: (bucket, packed) the other stored touchpoints, scopes: lists of (person_id, day)}.
+    Without ``history`` (a first run) the stored touchpoints' steps are left out."""
+
+    def __init__(self, buckets: int, history_from: int | None = None, attribute: bool = True):
+        super().__init__()
+        self._buckets = buckets
+        self._from = history_from
+        self._attribute = attribute
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
-        current = (inputs["touchpoints"] | "PackCurrent" >> beam.Map(_packed)
-                   | "KeyCurrent" >> beam.ParDo(_Key(CURRENT), excluded))
-        if "history" not in inputs:  # nothing stored to re-attribute (a first run, or lookback 0)
-            attributed = (
-                {"person": inputs["persons"], "touchpoints": current}
-                | "JoinPersons" >> PackedCoGroupByKey()
-                | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
-            )
-            return {
-                "touchpoints": attributed[CURRENT],
-                "scopes": inputs["touchpoints"].pipeline | "NoScopes" >> beam.Create([]),
-            }
-        history = (inputs["history"] | "PackHistory" >> beam.Map(_packed)
-                   | "KeyHistory" >> beam.ParDo(_Key(HISTORY), excluded))
-        attributed = (
-            {"person": inputs["persons"], "touchpoints": current, HISTORY: history}
-            | "JoinPersons" >> PackedCoGroupByKey()
-            | "Attribute" >> beam.ParDo(_Attribute()).with_output_types(Any).with_outputs(HISTORY, main=CURRENT)
-        )
-        this_run = attributed[CURRENT]
-        moved = (
-            {
-                "current": this_run | "CurrentIds" >> beam.Map(lambda tp: (tp["event_id"], None)),
-                "moved": attributed[HISTORY],
-            }
-            | "JoinCurrentIds" >> beam.CoGroupByKey()
-            | "KeepMoved" >> beam.ParDo(_KeepMoved()).with_output_types(Any).with_outputs("scopes", main="touchpoints")
-        )
-        return {
-            "touchpoints": (this_run, moved["touchpoints"]) | "AllTouchpoints" >> beam.Flatten(),
-            "scopes": moved["scopes"],
+        joined = {
+            "person": inputs["persons"],
+            "touchpoints": inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT, self._buckets), excluded),
         }
+        if "history" in inputs:
+            joined[HISTORY] = inputs["history"] | "KeyHistory" >> beam.ParDo(
+                _Key(HISTORY, self._buckets, self._from, self._attribute), excluded)
+        attributed = (
+            joined
+            | "JoinPersons" >> CoGroupByBucket()
+            | "Attribute" >> beam.ParDo(_Attribute()).with_outputs(STORED, SCOPES, main=CURRENT)
+        )
+        return {"touchpoints": attributed[CURRENT], STORED: attributed[STORED], SCOPES: attributed[SCOPES]}
+

@@ -31,8 +31,8 @@ pointer-jumping joins flatten them. The output is ``(node, label)`` for every no
 label is not the node itself; nodes that never appear in the output (component roots and isolated
 nodes) are their own label.
 
-No step holds more than one node's neighbourhood (or the small residual) in memory, never the whole
-graph: a worker's memory is bounded by the largest degree of a node still active in a round.
+Edges travel in batches keyed by the bucket of a node (see :mod:`touchline.transforms.batches`): a
+step holds one bucket's share of the active edges (or the small residual), never the whole graph.
 Counters (namespace ``touchline``): ``identity.cc.round_NN_nodes`` (nodes active in round NN: the
 rounds actually used are those with a non-zero count), ``identity.cc.residual_edges``.
 """
@@ -40,11 +40,13 @@ rounds actually used are those with a non-zero count), ``identity.cc.residual_ed
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ..batches import group
+from ..packing import GroupBuckets, pack, unpack
 from ..parse import NAMESPACE
 
 POINTERS = "pointers"
@@ -58,80 +60,165 @@ def order_key(node: str, round_no: int, rank_chars: int) -> tuple[str, bytes, st
     return (node[:rank_chars], digest, node)
 
 
-def _pick(nodes: Iterable[str], round_no: int, rank_chars: int) -> str:
-    return min(nodes, key=lambda n: order_key(n, round_no, rank_chars))
-
-
 def canonical(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
 
-class _PickMin(beam.DoFn):
-    """u, neighbours -> (v, (u, p(u))) for every neighbour v."""
+def _picker(round_no: int, rank_chars: int):
+    """``pick(nodes)``: the smallest node of round ``round_no``'s order, keys memoized per call site."""
+    keys: dict[str, tuple] = {}
 
-    def __init__(self, round_no: int, rank_chars: int):
+    def key(node: str) -> tuple:
+        k = keys.get(node)
+        if k is None:
+            k = keys[node] = order_key(node, round_no, rank_chars)
+        return k
+
+    def pick(nodes: Iterable[str]) -> str:
+        return min(nodes, key=key)
+
+    return pick
+
+
+def _directed(edges: Iterable[tuple[str, str]], buckets: int) -> dict[int, list]:
+    """Edges -> both directions ``(src, dst)`` grouped by the bucket of ``src`` (self-loops dropped)."""
+    return group(((x, (x, y)) for a, b in edges if a != b for x, y in ((a, b), (b, a))), buckets)
+
+
+class _BothDirections(beam.DoFn):
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, edges):
+        for key, records in _directed(edges, self._buckets).items():
+            yield key, pack(records)
+
+
+class _PickMin(beam.DoFn):
+    """(bucket, [directed edges (u, v)]) -> for every node u of the bucket and neighbour v, ``(v, u,
+    p(u))`` keyed by the bucket of v."""
+
+    def __init__(self, round_no: int, rank_chars: int, buckets: int):
         self._round = round_no
         self._rank = rank_chars
+        self._buckets = buckets
 
     def setup(self):
         self._nodes = Metrics.counter(NAMESPACE, f"identity.cc.round_{self._round:02d}_nodes")
 
     def process(self, element):
-        node, neighbours = element
-        neighbours = set(neighbours)  # contracted edges may repeat; memory is one node's degree
-        self._nodes.inc()
-        target = _pick([node, *neighbours], self._round, self._rank)
-        for other in neighbours:
-            yield other, (node, target)
+        _key, lists = element
+        neighbours: dict[str, set] = {}
+        for records in lists:
+            for u, v in records:
+                neighbours.setdefault(u, set()).add(v)  # contracted edges may repeat
+        if not neighbours:
+            return
+        self._nodes.inc(len(neighbours))
+        pick = _picker(self._round, self._rank)
+        told = []
+        for u, others in neighbours.items():
+            target = pick([u, *others])
+            told.extend((v, (v, u, target)) for v in others)
+        for key, records in group(told, self._buckets).items():
+            yield key, pack(records)
 
 
 class _Contract(beam.DoFn):
-    """v, [(u, p(u))] -> pointer v -> p(v) (tagged) and contracted edges (p(u), p(v))."""
+    """(bucket, [(v, u, p(u))]) -> pointers v -> p(v) (tagged, a list) and contracted edges
+    (p(u), p(v)) in both directions, keyed by the bucket of their source."""
 
-    def __init__(self, round_no: int, rank_chars: int):
+    def __init__(self, round_no: int, rank_chars: int, buckets: int):
         self._round = round_no
         self._rank = rank_chars
+        self._buckets = buckets
 
     def process(self, element):
-        node, told = element
-        told = dict(told)
-        target = _pick([node, *told], self._round, self._rank)
-        if target != node and node not in told.values():
-            # Nobody hooked onto this node: it leaves the graph, remembered by its pointer. (When a
-            # neighbour did hook onto it, the contracted edge (node, target) keeps it in the next
-            # round instead, so every node gets exactly one pointer or is a root.)
-            yield beam.pvalue.TaggedOutput(POINTERS, (node, target))
-        emitted = set()
-        for other, other_target in told.items():
-            # each edge is seen at both ends: emit it once, from its larger end (in both directions,
-            # as the next round groups by either end)
-            if other < node and other_target != target:
-                edge = canonical(other_target, target)
-                if edge not in emitted:
-                    emitted.add(edge)
-                    yield edge
-                    yield edge[1], edge[0]
+        _key, lists = element
+        told: dict[str, dict[str, str]] = {}
+        for records in lists:
+            for v, u, target in records:
+                told.setdefault(v, {})[u] = target
+        pick = _picker(self._round, self._rank)
+        pointers, edges = [], []
+        for node, targets in told.items():
+            target = pick([node, *targets])
+            if target != node and node not in set(targets.values()):
+                # Nobody hooked onto this node: it leaves the graph, remembered by its pointer. (When a
+                # neighbour did hook onto it, the contracted edge (node, target) keeps it in the next
+                # round instead, so every node gets exactly one pointer or is a root.)
+                pointers.append((node, target))
+            emitted = set()
+            for other, other_target in targets.items():
+                # each edge is seen at both ends: emit it once, from its larger end (in both directions,
+                # as the next round groups by either end)
+                if other < node and other_target != target:
+                    edge = canonical(other_target, target)
+                    if edge not in emitted:
+                        emitted.add(edge)
+                        edges.append(edge)
+        if pointers:
+            yield beam.pvalue.TaggedOutput(POINTERS, pointers)
+        for key, records in _directed(edges, self._buckets).items():
+            yield key, pack(records)
 
 
 class _ContractRound(beam.PTransform):
-    def __init__(self, round_no: int, rank_chars: int):
+    def __init__(self, round_no: int, rank_chars: int, buckets: int):
         super().__init__()
         self._round = round_no
         self._rank = rank_chars
+        self._buckets = buckets
 
     def expand(self, pairs):
-        """pairs: every edge in both directions."""
+        """pairs: (bucket, packed directed edges): every edge in both directions."""
         told = (
             pairs
-            | "GroupNeighbours" >> beam.GroupByKey()
-            | "PickMin" >> beam.ParDo(_PickMin(self._round, self._rank))
+            | "GroupNeighbours" >> GroupBuckets()
+            | "PickMin" >> beam.ParDo(_PickMin(self._round, self._rank, self._buckets))
         )
         out = (
             told
-            | "GroupTold" >> beam.GroupByKey()
-            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank)).with_output_types(Any).with_outputs(POINTERS, main=EDGES)
+            | "GroupTold" >> GroupBuckets()
+            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank, self._buckets)).with_outputs(POINTERS, main=EDGES)
         )
         return out[EDGES], out[POINTERS]
+
+
+def union_find(edges: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """(pointers (node, root) for every non-root node (roots = smallest id), edges seen)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    count = 0
+    for a, b in edges:
+        count += 1
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+    pointers = []
+    for node in list(parent):
+        root = find(node)
+        if root != node:
+            pointers.append((node, root))
+    return pointers, count
+
+
+def _residual(element):
+    """(bucket, packed directed edges) -> the edges (a < b) still active after the last round, all on one key."""
+    _key, blob = element
+    edges = [e for e in unpack(blob) if e[0] < e[1]]
+    if edges:
+        yield 0, pack(edges)
 
 
 class _UnionFind(beam.DoFn):
@@ -141,50 +228,46 @@ class _UnionFind(beam.DoFn):
         self._residual = Metrics.counter(NAMESPACE, "identity.cc.residual_edges")
 
     def process(self, element):
-        _key, edges = element
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            root = x
-            while parent.get(root, root) != root:
-                root = parent[root]
-            while parent.get(x, x) != root:  # path compression
-                parent[x], x = root, parent[x]
-            return root
-
-        count = 0
-        for a, b in edges:
-            count += 1
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                if rb < ra:
-                    ra, rb = rb, ra
-                parent[rb] = ra
+        _key, lists = element
+        pointers, count = union_find(e for edges in lists for e in edges)
         self._residual.inc(count)
-        for node in list(parent):
-            root = find(node)
-            if root != node:
-                yield node, root
+        if pointers:
+            yield pointers
 
 
-def _both_ways(pointer):
-    """A pointer (node, parent) is told to its parent (as a child) and to its node (as its parent)."""
-    node, parent = pointer
-    yield parent, (True, node)
-    yield node, (False, parent)
+class _TellBothWays(beam.DoFn):
+    """Pointers (node, parent) -> each told to its parent (as a child) and to its node (as its
+    parent), keyed by the bucket of who is told."""
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, pointers):
+        told = []
+        for node, parent in pointers:
+            told.append((parent, (parent, True, node)))
+            told.append((node, (node, False, parent)))
+        for key, records in group(told, self._buckets).items():
+            yield key, pack(records)
 
 
 def _jump(element):
-    """x, [(is_child, other)] -> (child, parent of x) for each child of x (x itself when x is a root)."""
-    node, told = element
-    children, above = [], node
-    for is_child, other in told:
-        if is_child:
-            children.append(other)
-        else:
-            above = other
-    for child in children:
-        yield child, above
+    """(bucket, [(x, is_child, other)]) -> [(child, parent of x)] for each child of each x (x itself
+    when x is a root)."""
+    _key, lists = element
+    family: dict[str, list] = {}
+    for records in lists:
+        for node, is_child, other in records:
+            entry = family.get(node)
+            if entry is None:
+                entry = family[node] = [[], node]
+            if is_child:
+                entry[0].append(other)
+            else:
+                entry[1] = other
+    out = [(child, above) for children, above in family.values() for child in children]
+    if out:
+        yield out
 
 
 def doubling_steps(depth: int) -> int:
@@ -196,31 +279,33 @@ def doubling_steps(depth: int) -> int:
 
 
 class ConnectedComponents(beam.PTransform):
-    """Edges ``(a, b)`` (node ids are strings) -> ``(node, label)`` for every node whose component
-    label is not itself; absent nodes are their own label.
+    """Lists of edges ``(a, b)`` (node ids are strings) -> lists of ``(node, label)`` for every node
+    whose component label is not itself; absent nodes are their own label.
 
     ``max_rounds`` contraction rounds are unrolled (stable step labels ``Round01`` ...), then the
     residual is finished exactly. ``rank_chars`` leading characters of a node id are compared before
-    the random order (strong nodes absorb weak ones first).
+    the random order (strong nodes absorb weak ones first). Every round's shuffles move edge
+    batches keyed by the bucket of a node (``buckets`` of them).
     """
 
-    def __init__(self, max_rounds: int = DEFAULT_MAX_ROUNDS, rank_chars: int = 0):
+    def __init__(self, max_rounds: int = DEFAULT_MAX_ROUNDS, rank_chars: int = 0, buckets: int = 32):
         super().__init__()
         if max_rounds < 0:
             raise ValueError("max_rounds must be >= 0")
         self._rounds = max_rounds
         self._rank = rank_chars
+        self._buckets = buckets
 
     def expand(self, edges):
-        active = edges | "BothDirections" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])] if e[0] != e[1] else [])
+        active = edges | "BothDirections" >> beam.ParDo(_BothDirections(self._buckets))
         levels = []
         for r in range(1, self._rounds + 1):
-            active, pointers = active | f"Round{r:02d}" >> _ContractRound(r, self._rank)
+            active, pointers = active | f"Round{r:02d}" >> _ContractRound(r, self._rank, self._buckets)
             levels.append(pointers)
         residual = (
             active
-            | "KeyResidual" >> beam.FlatMap(lambda e: [(None, e)] if e[0] < e[1] else [])
-            | "GroupResidual" >> beam.GroupByKey()
+            | "KeyResidual" >> beam.FlatMap(_residual)
+            | "GroupResidual" >> GroupBuckets()
             | "FinishResidual" >> beam.ParDo(_UnionFind())
         )
         # Every node has at most one pointer (a node that contracted, or a residual node to its root),
@@ -230,8 +315,8 @@ class ConnectedComponents(beam.PTransform):
         for step in range(1, doubling_steps(self._rounds + 1) + 1):
             pointers = (
                 pointers
-                | f"TellBothWays{step:02d}" >> beam.FlatMap(_both_ways)
-                | f"GroupFamily{step:02d}" >> beam.GroupByKey()
+                | f"TellBothWays{step:02d}" >> beam.ParDo(_TellBothWays(self._buckets))
+                | f"GroupFamily{step:02d}" >> GroupBuckets()
                 | f"Jump{step:02d}" >> beam.FlatMap(_jump)
             )
         return pointers

@@ -14,41 +14,17 @@ A person may hold one value of *each* unique kind: customer + employee is one pe
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ..batches import group
+from ..packing import GroupBuckets, pack
 from ..parse import NAMESPACE
-from .broadcast import SetCache
 from .graph import is_unique, priority
 
 CONFLICTING = "conflicting"
-
-
-class _UniqueIds(beam.CombineFn):
-    """(kind, id_hash) of a component's unique identifiers -> the kinds holding two or more values."""
-
-    def create_accumulator(self):
-        return {}
-
-    def add_input(self, acc, value):
-        kind, id_hash = value
-        seen = acc.setdefault(kind, set())
-        if len(seen) < 2:
-            seen.add(id_hash)
-        return acc
-
-    def merge_accumulators(self, accumulators):
-        out = {}
-        for acc in accumulators:
-            for kind, seen in acc.items():
-                merged = out.setdefault(kind, set())
-                for id_hash in sorted(seen):
-                    if len(merged) < 2:
-                        merged.add(id_hash)
-        return out
-
-    def extract_output(self, acc):
-        return tuple(sorted(kind for kind, seen in acc.items() if len(seen) > 1))
 
 
 def split_component(members: dict[str, str], links: list[tuple[str, str, int]]) -> tuple[dict[str, str], int]:
@@ -87,65 +63,98 @@ def split_component(members: dict[str, str], links: list[tuple[str, str, int]]) 
     return {h: best[find(h)][1] for h in members}, refused
 
 
-class _InConflict(beam.DoFn):
-    """Members of conflicting components go to the ``conflicting`` output, the rest pass through."""
+def conflicting_kinds(members: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Unique kinds holding two or more values among a component's ``(id_hash, kind)`` members."""
+    values: dict[str, set] = {}
+    for id_hash, kind in members:
+        if is_unique(kind):
+            values.setdefault(kind, set()).add(id_hash)
+    return tuple(sorted(kind for kind, seen in values.items() if len(seen) > 1))
 
-    def setup(self):
-        self._bad = SetCache()
 
-    def process(self, element, conflicting):
-        if element[1][0] in self._bad(conflicting):
-            yield beam.pvalue.TaggedOutput(CONFLICTING, element)
-        else:
-            yield element
+def by_label(lists: Iterable[list]) -> dict[str, list]:
+    """Member records ``(id_hash, label, kind, verdict)`` -> ``{label: [records]}``."""
+    out: dict[str, list] = {}
+    for records in lists:
+        for record in records:
+            out.setdefault(record[1], []).append(record)
+    return out
+
+
+class _FindConflicts(beam.DoFn):
+    """(bucket, [members of the bucket's components]) -> (bucket of label, packed members of the
+    components without a conflict); members of conflicting components tagged, one by one (they are
+    few: direct conflicts were quarantined by the guards)."""
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, element):
+        key, lists = element
+        resolved = []
+        for label, members in by_label(lists).items():
+            if conflicting_kinds((h, kind) for h, _label, kind, _verdict in members):
+                for member in members:
+                    yield beam.pvalue.TaggedOutput(CONFLICTING, member)
+            else:
+                resolved.extend(members)
+        if resolved:
+            yield key, pack(resolved)
 
 
 class _Split(beam.DoFn):
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
     def setup(self):
         self._components = Metrics.counter(NAMESPACE, "identity.conflicts.components")
         self._refused = Metrics.counter(NAMESPACE, "identity.conflicts.refused_links")
 
     def process(self, element):
         label, grouped = element
-        members = {id_hash: (kind, payload) for id_hash, kind, payload in grouped["members"]}
+        members = {id_hash: (kind, payload) for id_hash, _label, kind, payload in grouped["members"]}
         links = list(grouped["links"])
         self._components.inc()
         labels, refused = split_component({h: kind for h, (kind, _) in members.items()}, links)
         self._refused.inc(refused)
+        out = []
         for id_hash, sub in labels.items():
             kind, payload = members[id_hash]
-            yield id_hash, (f"{label}/{sub}", kind, payload)
+            sub_label = f"{label}/{sub}"
+            out.append((sub_label, (id_hash, sub_label, kind, payload)))
+        for key, records in group(out, self._buckets).items():
+            yield key, pack(records)
 
 
 class ResolveConflicts(beam.PTransform):
-    """{labelled: (id_hash, (label, kind, payload)), links: ((a, b), link) between linked identifiers}
-    -> (id_hash, (label, kind, payload)) for every identifier, labels of conflicting components split.
+    """{members: (bucket of label, packed [(id_hash, label, kind, verdict)]), links: lists of active
+    links (a, b, first_seen)} -> (bucket of label, packed members) with the labels of conflicting
+    components split (see the module doc).
 
-    The conflicting components' labels and members reach the filtering steps as side inputs: they
-    are a small fraction of the graph by construction (direct conflicts are quarantined first)."""
+    The conflicting components' members reach the link filter as a side input: they are a small
+    fraction of the graph by construction (direct conflicts are quarantined first)."""
+
+    def __init__(self, buckets: int):
+        super().__init__()
+        self._buckets = buckets
 
     def expand(self, inputs):
-        labelled = inputs["labelled"]
-        conflicting = (
-            labelled
-            | "UniqueMembers" >> beam.FlatMap(lambda kv: [(kv[1][0], (kv[1][1], kv[0]))] if is_unique(kv[1][1]) else [])
-            | "UniqueIdsPerComponent" >> beam.CombinePerKey(_UniqueIds())
-            | "Conflicting" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1] else [])
-        )
-        routed = labelled | "InConflict" >> beam.ParDo(_InConflict(), beam.pvalue.AsList(conflicting)).with_outputs(
-            CONFLICTING, main="rest"
+        routed = (
+            inputs["members"]
+            | "GroupComponents" >> GroupBuckets()
+            | "FindConflicts" >> beam.ParDo(_FindConflicts(self._buckets)).with_outputs(CONFLICTING, main="resolved")
         )
         members = routed[CONFLICTING]
         member_links = inputs["links"] | "LinksInConflict" >> beam.FlatMap(
-            lambda kv, where: [(where[kv[0][0]], (kv[0][0], kv[0][1], kv[1]["first_seen"]))] if kv[0][0] in where else [],
-            where=beam.pvalue.AsDict(members | "LabelOfMember" >> beam.Map(lambda kv: (kv[0], kv[1][0]))),
+            lambda links, where: [(where[a], (a, b, first)) for a, b, first in links if a in where],
+            where=beam.pvalue.AsDict(members | "LabelOfMember" >> beam.Map(lambda m: (m[0], m[1]))),
         )
         split = (
             {
-                "members": members | "ByComponent" >> beam.Map(lambda kv: (kv[1][0], (kv[0], kv[1][1], kv[1][2]))),
+                "members": members | "ByComponent" >> beam.Map(lambda m: (m[1], m)),
                 "links": member_links,
             }
             | "GroupConflicting" >> beam.CoGroupByKey()
-            | "Split" >> beam.ParDo(_Split())
+            | "Split" >> beam.ParDo(_Split(self._buckets))
         )
-        return (routed["rest"], split) | "Resolved" >> beam.Flatten()
+        return (routed["resolved"], split) | "Resolved" >> beam.Flatten()

@@ -13,6 +13,7 @@ adds their identifier hashes to the erasure list. Every later run then, before s
   erased identifier, counting them in ``touchline/<channel>.erased_dead_letters`` (their reason
   was already counted in ``<channel>.dead_letter.<reason>``, so the summary subtracts them).
 
+:func:`strip_erased` is the rule, shared by the batch steps here and the streaming attribution.
 The list is broadcast to workers as a side input: it holds one short hash per erased identifier.
 """
 
@@ -21,69 +22,118 @@ from __future__ import annotations
 import re
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from ..packing import pack, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .graph import strongest
 
 TOKEN = re.compile(r"<[a-z_]+:([0-9a-f]{32})>")
+#: history rows whose strongest identifier is erased: kept as stored, left out of attribution
+ERASED = "_erased"
+
+
+def strip_erased(identifiers: list[dict], erased: frozenset) -> list[dict] | None:
+    """A touchpoint's identifiers without the erased ones (the same list when none is), or None
+    when the touchpoint itself is erased: its strongest identifier is on the list."""
+    best = strongest(identifiers)
+    if best is not None and best["id_hash"] in erased:
+        return None
+    if not any(i["id_hash"] in erased for i in identifiers):
+        return identifiers
+    return [i for i in identifiers if i["id_hash"] not in erased]
 
 
 def is_erased(touchpoint: dict, erased: frozenset) -> bool:
-    best = strongest(touchpoint["identifiers"])
-    return best is not None and best["id_hash"] in erased
+    return strip_erased(touchpoint["identifiers"], erased) is None
 
 
-class _StripErased(beam.DoFn):
-    def __init__(self, count: bool):
-        self._count = count
+class StripErased(beam.DoFn):
+    """(bucket, touchpoint table) -> the same without erased persons' data (see the module doc).
+
+    ``history=True`` (stored touchpoints): an erased one is not dropped but flagged in column
+    ``_erased`` (it takes no part in attribution; it stays what was stored), and nothing is counted.
+    Batches are packed (:mod:`touchline.transforms.packing`) on both sides."""
+
+    def __init__(self, history: bool = False):
+        self._history = history
 
     def setup(self):
         self._erased = SetCache()
         self._counters = {}
 
-    def process(self, touchpoint, erased_list):
+    def process(self, element, erased_list):
+        key, blob = element
         erased = self._erased(erased_list)
         if not erased:
-            yield touchpoint
+            yield key, blob
             return
-        if is_erased(touchpoint, erased):
-            if self._count:
-                channel = touchpoint["channel"]
-                if channel not in self._counters:
-                    self._counters[channel] = Metrics.counter(NAMESPACE, f"{channel}.erased")
-                self._counters[channel].inc()
-            return
-        kept = [i for i in touchpoint["identifiers"] if i["id_hash"] not in erased]
-        yield touchpoint if len(kept) == len(touchpoint["identifiers"]) else {**touchpoint, "identifiers": kept}
+        table, flags = self._strip(unpack(blob), erased)
+        if self._history:
+            table = table.append_column(ERASED, pa.array(flags, pa.bool_()))
+        yield key, pack(table)
+
+    def _strip(self, table: pa.Table, erased: frozenset):
+        identifiers = table.column("identifiers").to_pylist()
+        stripped, keep, flags, changed = [], [], [], False
+        for i, idents in enumerate(identifiers):
+            kept = strip_erased(idents or [], erased)
+            if kept is None:
+                if self._history:  # stays as stored, flagged
+                    keep.append(i)
+                    stripped.append(idents)
+                    flags.append(True)
+                else:
+                    self._count(table.column("channel")[i].as_py())
+                continue
+            keep.append(i)
+            stripped.append(kept)
+            flags.append(False)
+            changed = changed or kept is not idents
+        if len(keep) != table.num_rows:
+            table = table.take(pa.array(keep, pa.int64()))
+        if changed:
+            column = table.schema.get_field_index("identifiers")
+            table = table.set_column(column, table.schema.field(column), pa.array(stripped, table.schema.field(column).type))
+        return table, flags
+
+    def _count(self, channel: str) -> None:
+        if channel not in self._counters:
+            self._counters[channel] = Metrics.counter(NAMESPACE, f"{channel}.erased")
+        self._counters[channel].inc()
 
 
-class _DropErasedDeadLetters(beam.DoFn):
+class DropErasedDeadLetters(beam.DoFn):
+    """A list of dead letters -> the same without those that carry an erased identifier's token."""
+
     def setup(self):
         self._erased = SetCache()
         self._counters = {}
 
-    def process(self, row, erased_list):
+    def process(self, element, erased_list):
+        key, rows = element
         erased = self._erased(erased_list)
-        if erased and any(h in erased for h in TOKEN.findall(row["raw_payload"] or "")):
+        if erased:
+            rows = [row for row in rows if not self._erased_row(row, erased)]
+        if rows:
+            yield key, rows
+
+    def _erased_row(self, row: dict, erased: frozenset) -> bool:
+        if any(h in erased for h in TOKEN.findall(row["raw_payload"] or "")):
             channel = row["channel"]
             if channel not in self._counters:
                 self._counters[channel] = Metrics.counter(NAMESPACE, f"{channel}.erased_dead_letters")
             self._counters[channel].inc()
-            return
-        yield row
+            return True
+        return False
 
 
-class ApplyErasure(beam.PTransform):
-    """{touchpoints, [history], dead_letters, erasure_requests} -> the same minus erased persons' data."""
+def erased_hashes(table: pa.Table) -> list[str]:
+    """The id hashes of an ``erasure_requests`` table (the side input of the steps above)."""
+    return pc.unique(table.column("id_hash")).to_pylist()
 
-    def expand(self, inputs):
-        erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.Map(lambda row: row["id_hash"]))
-        out = {
-            "touchpoints": inputs["touchpoints"] | "StripTouchpoints" >> beam.ParDo(_StripErased(count=True), erased),
-            "dead_letters": inputs["dead_letters"] | "DropDeadLetters" >> beam.ParDo(_DropErasedDeadLetters(), erased),
-        }
-        if "history" in inputs:
-            out["history"] = inputs["history"] | "StripHistory" >> beam.ParDo(_StripErased(count=False), erased)
-        return out
+
+__all__ = ["strip_erased", "is_erased", "StripErased", "DropErasedDeadLetters", "erased_hashes", "TOKEN", "ERASED"]

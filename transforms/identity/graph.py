@@ -6,10 +6,11 @@ identifier (lowest ``KINDS`` priority, then smallest hash; junk values never cho
 identifier exists) is linked to every other identifier of the event. A star has as many links as
 the event has identifiers minus one and connects the same identifiers as a clique would.
 
-Links are combined with the previous run's ``identity_links`` rows, and nodes (in :mod:`.guards`,
-together with their degree) with the ``identity_map`` rows, by lifted combiners (the shuffle carries
-one partial state per key and bundle): first and last seen are min and max over every run, which
-makes the result independent of input order, duplicates and re-runs.
+Observations are combined per touchpoint batch (:func:`observe`), then links per link bucket with
+the previous runs' ``identity_links`` rows (:func:`merge_links`), and nodes (in :mod:`.guards`,
+together with their degree) per node bucket with the ``identity_map`` rows: first and last seen are
+min and max over every run, which makes the result independent of input order, duplicates and
+re-runs.
 
 The blocklist of junk values is compared by keyed hash: the values below (and any from
 ``--blocklist_file``) are normalized and hashed with the run's key in ``DoFn.setup``.
@@ -17,11 +18,19 @@ The blocklist of junk values is compared by keyed hash: the values below (and an
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ... import schemas
+from .. import batches
+from ..batches import group
 from ..identifiers import KINDS, Hasher, normalize, resolve_key
+from ..packing import CoGroupByBucket, KeyTable, pack, unpack
+
+LINKS_SPEC = schemas.table_schema("identity_links")
 
 #: Junk values for every kind: placeholders typed into forms or sent by SDKs with tracking off.
 JUNK_ANY = ("null", "none", "nil", "undefined", "unknown", "n/a", "na", "-", "0", "-1", "test", "nan", "[object object]")
@@ -95,20 +104,10 @@ def strongest(identifiers: list[dict], skip: frozenset | set = frozenset()) -> d
     return best
 
 
-# Records crossing shuffles are plain dicts, as rows are everywhere in Touchline: Beam encodes a
-# dict about seven times faster than a NamedTuple.
-#
-# link:    {kind, linked_kind, first_seen, last_seen, previous: (first_seen, last_seen) stored before or None}
-# verdict: see guards.verdict
-
-
-def observation(kind: str, first_seen: int, last_seen: int) -> tuple:
-    """A node event: the identifier seen on a touchpoint (see ``guards`` for how node events combine)."""
-    return ("seen", kind, first_seen, last_seen)
-
-
 NODES = "nodes"
 LINKS = "links"
+TELLS = "tells"
+ROWS = "rows"
 
 
 class KnowsBlocklist:
@@ -124,118 +123,154 @@ class KnowsBlocklist:
         self._blocked = blocklist_hashes(Hasher(resolve_key(self._key_source)), self._extra)
 
 
-class _Observe(KnowsBlocklist, beam.DoFn):
-    """Touchpoint -> (id_hash, (kind, t, t)) per identifier, ((a, b), (kind_a, kind_b, t, t)) per star link."""
-
-    def process(self, touchpoint):
-        identifiers = touchpoint["identifiers"]
-        t = touchpoint["event_time"]
-        for ident in identifiers:
-            yield beam.pvalue.TaggedOutput(NODES, (ident["id_hash"], observation(ident["kind"], t, t)))
-        if len(identifiers) < 2:
-            return
-        center = strongest(identifiers, self._blocked) or strongest(identifiers)
-        c = center["id_hash"]
-        for ident in identifiers:
+def observe(identifiers: Iterable[list[dict]], times: Iterable[int], blocked: frozenset | set) -> tuple[dict, dict]:
+    """Node and link observations of touchpoints (their identifier lists and event times), each
+    combined over the touchpoints given: ``({id_hash: [kind, first, last]}, {(a, b): [kind_a,
+    kind_b, first, last]})`` with ``a < b``. A touchpoint links its center -- the strongest
+    identifier that is not junk (else the strongest) -- to each of its other identifiers (a star).
+    An identifier's kind is part of its hash, so kinds never disagree."""
+    nodes: dict[str, list] = {}
+    links: dict[tuple[str, str], list] = {}
+    for idents, t in zip(identifiers, times):
+        for ident in idents:
+            node = nodes.get(ident["id_hash"])
+            if node is None:
+                nodes[ident["id_hash"]] = [ident["kind"], t, t]
+            else:
+                if t < node[1]:
+                    node[1] = t
+                if t > node[2]:
+                    node[2] = t
+        if len(idents) < 2:
+            continue
+        center = strongest(idents, blocked) or strongest(idents)
+        c, c_kind = center["id_hash"], center["kind"]
+        for ident in idents:
             h = ident["id_hash"]
             if h == c:
                 continue
-            if c < h:
-                yield (c, h), (center["kind"], ident["kind"], t, t)
+            key, kinds = ((c, h), (c_kind, ident["kind"])) if c < h else ((h, c), (ident["kind"], c_kind))
+            link = links.get(key)
+            if link is None:
+                links[key] = [*kinds, t, t]
             else:
-                yield (h, c), (ident["kind"], center["kind"], t, t)
+                if t < link[2]:
+                    link[2] = t
+                if t > link[3]:
+                    link[3] = t
+    return nodes, links
 
 
-class _MergeLink(beam.CombineFn):
-    """Observations (kind_a, kind_b, first, last) and ("previous", row) -> link dict."""
+class _Observe(KnowsBlocklist, beam.DoFn):
+    """(bucket, touchpoint table) -> node observations ``(id_hash, kind, first, last)`` keyed by the
+    bucket of the identifier, link observations ``(a, b, kind_a, kind_b, first, last)`` keyed by the
+    bucket of ``a`` (tagged ``links``); both combined over the batch first."""
 
-    def create_accumulator(self):
-        return [None, None, None, None, None]
+    def __init__(self, hash_key_source: str, extra_blocklist, buckets: int):
+        super().__init__(hash_key_source, extra_blocklist)
+        self._buckets = buckets
 
-    def add_input(self, acc, value):
-        previous = None
-        if value[0] == "previous":
-            row = value[1]
-            previous = (row["first_seen"], row["last_seen"])
-            value = (row["kind"], row["linked_kind"], row["first_seen"], row["last_seen"])
-        return self.merge_accumulators([acc, [*value, previous]])
-
-    def merge_accumulators(self, accumulators):
-        out = self.create_accumulator()
-        for kind, linked_kind, first, last, previous in accumulators:
-            if previous is not None:
-                out[4] = previous
-            if kind is None:
-                continue
-            out[0], out[1] = kind, linked_kind
-            out[2] = first if out[2] is None else min(out[2], first)
-            out[3] = last if out[3] is None else max(out[3], last)
-        return out
-
-    def extract_output(self, acc):
-        kind, linked_kind, first, last, previous = acc
-        return {"kind": kind, "linked_kind": linked_kind, "first_seen": first, "last_seen": last, "previous": previous}
+    def process(self, element):
+        _key, blob = element
+        table = unpack(blob)
+        times = pc.cast(table.column("event_time"), pa.int64()).to_pylist()
+        nodes, links = observe((ids or [] for ids in table.column("identifiers").to_pylist()), times, self._blocked)
+        for key, records in group(((h, (h, *node)) for h, node in nodes.items()), self._buckets).items():
+            yield key, pack(records)
+        for key, records in group(((a, (a, b, *link)) for (a, b), link in links.items()), self._buckets).items():
+            yield beam.pvalue.TaggedOutput(LINKS, (key, pack(records)))
 
 
-class _Seen(beam.CombineFn):
-    """``("seen", kind, first, last)`` observations of one identifier -> one, with the earliest first
-    and the latest last seen (an identifier's kind is part of its hash: the same in every observation)."""
+def merge_links(observed: Iterable[tuple], stored: Iterable[dict]) -> dict[tuple[str, str], list]:
+    """This run's link observations and the stored ``identity_links`` rows of the same links ->
+    ``{(a, b): [kind, linked_kind, first_seen, last_seen, previous]}``: first and last seen over every
+    run, ``previous`` the stored ``(first_seen, last_seen)`` (None for a new link)."""
+    merged: dict[tuple[str, str], list] = {}
 
-    def create_accumulator(self):
+    def add(key, kind, linked_kind, first, last, previous=None):
+        link = merged.get(key)
+        if link is None:
+            merged[key] = [kind, linked_kind, first, last, previous]
+            return
+        link[0], link[1] = kind, linked_kind
+        link[2] = min(link[2], first)
+        link[3] = max(link[3], last)
+        if previous is not None:
+            link[4] = previous
+
+    for a, b, kind, linked_kind, first, last in observed:
+        add((a, b), kind, linked_kind, first, last)
+    for row in stored:
+        add((row["id_hash"], row["linked_hash"]), row["kind"], row["linked_kind"], row["first_seen"], row["last_seen"],
+            (row["first_seen"], row["last_seen"]))
+    return merged
+
+
+def link_row(a: str, b: str, link: list, run_id: str) -> dict | None:
+    """The ``identity_links`` row of a merged link, or None when it is unchanged since stored."""
+    kind, linked_kind, first, last, previous = link
+    if previous == (first, last):
         return None
-
-    def add_input(self, acc, event):
-        return self.merge_accumulators([acc, event])
-
-    def merge_accumulators(self, accumulators):
-        out = None
-        for event in accumulators:
-            if event is None:
-                continue
-            out = event if out is None else ("seen", event[1], min(out[2], event[2]), max(out[3], event[3]))
-        return out
-
-    def extract_output(self, acc):
-        return acc
+    return {"id_hash": a, "kind": kind, "linked_hash": b, "linked_kind": linked_kind,
+            "first_seen": first, "last_seen": last, "run_id": run_id}
 
 
-def _link_observation(element):
-    """((a, b), link dict of this run's observations) -> ((a, b), (kind_a, kind_b, first, last))."""
-    key, link = element
-    return key, (link["kind"], link["linked_kind"], link["first_seen"], link["last_seen"])
+class _MergeLinks(KnowsBlocklist, beam.DoFn):
+    """(bucket, {observed, stored}) -> merged links ``(a, b, kind, linked_kind, first_seen)`` of the
+    bucket; tagged: the changed ``identity_links`` rows, and per end of every link a *tell*
+    ``(node, other end, its kind, other end is junk)`` keyed by the node's bucket (the guards count
+    a node's degree from them)."""
+
+    def __init__(self, hash_key_source: str, extra_blocklist, context):
+        super().__init__(hash_key_source, extra_blocklist)
+        self._ctx = context
+
+    def process(self, element):
+        key, groups = element
+        stored = (row for table in groups.get("stored", ()) for row in batches.datum_rows(table, LINKS_SPEC))
+        merged = merge_links((r for records in groups["observed"] for r in records), stored)
+        rows, links, tells = [], [], []
+        blocked = self._blocked
+        for (a, b), link in merged.items():
+            row = link_row(a, b, link, self._ctx.run_id)
+            if row is not None:
+                rows.append(row)
+            links.append((a, b, link[0], link[1], link[2]))
+            tells.append((a, (a, b, link[1], b in blocked)))
+            tells.append((b, (b, a, link[0], a in blocked)))
+        if links:
+            yield key, pack(links)
+        if rows:
+            yield beam.pvalue.TaggedOutput(ROWS, (f"links-{key:05d}", rows))
+        for bucket, records in group(tells, self._ctx.buckets).items():
+            yield beam.pvalue.TaggedOutput(TELLS, (bucket, pack(records)))
 
 
 class BuildGraph(beam.PTransform):
-    """{touchpoints, [identity_map], [identity_links]} -> {nodes: (id_hash, node event), links: ((a, b), link)}.
+    """{touchpoints: (bucket, table), [identity_links: stored row tables]} -> {nodes: node
+    observations by node bucket, links: merged links by link bucket, tells: by node bucket,
+    rows: changed ``identity_links`` rows}.
 
-    ``identity_map`` / ``identity_links`` are the stored rows of the previous run (may be empty).
-    Node events -- ``("seen", kind, first, last)`` per identifier occurrence and ``("previous", row)``
-    per stored row -- are combined per identifier together with its degree by ``guards``.
+    This run's observations are combined per batch where they are made (one record per distinct
+    identifier and link of the batch), then per bucket with the stored links: first and last seen
+    are min and max over every run, which makes the result independent of input order, duplicates
+    and re-runs."""
 
-    This run's observations are combined per identifier (and per link) by lifted combiners right
-    where they are made, *before* they meet the stored rows: a touchpoint makes a node event per
-    identifier and a link per non-central identifier, so combining first turns millions of raw
-    events into one per distinct identifier before the flatten (which the local runner
-    materializes) and the shuffle. min/max are associative: the result is the same."""
-
-    def __init__(self, hash_key_source: str, extra_blocklist: tuple[tuple[str, str], ...] = ()):
+    def __init__(self, context, extra_blocklist: tuple[tuple[str, str], ...] = ()):
         super().__init__()
-        self._key_source = hash_key_source
+        self._ctx = context
         self._extra = tuple(extra_blocklist)
 
     def expand(self, inputs):
-        observed = inputs["touchpoints"] | "Observe" >> beam.ParDo(_Observe(self._key_source, self._extra)).with_output_types(Any).with_outputs(
-            NODES, main=LINKS
+        ctx = self._ctx
+        observed = inputs["touchpoints"] | "Observe" >> beam.ParDo(
+            _Observe(ctx.hash_key_source, self._extra, ctx.buckets)).with_outputs(LINKS, main=NODES)
+        links = {"observed": observed[LINKS]}
+        if "identity_links" in inputs:  # absent on a first run
+            links["stored"] = inputs["identity_links"] | "KeyStoredLinks" >> beam.ParDo(KeyTable("id_hash", ctx.buckets))
+        merged = (
+            links
+            | "JoinLinks" >> CoGroupByBucket()
+            | "MergeLinks" >> beam.ParDo(_MergeLinks(ctx.hash_key_source, self._extra, ctx)).with_outputs(ROWS, TELLS, main=LINKS)
         )
-        nodes = [observed[NODES] | "CombineSeen" >> beam.CombinePerKey(_Seen())]
-        links = [observed[LINKS]]
-        if "identity_links" in inputs:  # combined before meeting the stored links (absent: one input, fused)
-            links = [observed[LINKS] | "CombineObserved" >> beam.CombinePerKey(_MergeLink()) | "Observed" >> beam.Map(_link_observation)]
-        if "identity_map" in inputs:  # absent on a first run
-            nodes.append(inputs["identity_map"] | "StoredNodes" >> beam.Map(lambda row: (row["id_hash"], ("previous", row))))
-        if "identity_links" in inputs:
-            links.append(inputs["identity_links"] | "StoredLinks" >> beam.Map(
-                lambda row: ((row["id_hash"], row["linked_hash"]), ("previous", row))))
-        nodes = nodes | "AllNodes" >> beam.Flatten()
-        links = links | "AllLinks" >> beam.Flatten() | "MergeLinks" >> beam.CombinePerKey(_MergeLink())
-        return {NODES: nodes, LINKS: links}
+        return {NODES: observed[NODES], LINKS: merged[LINKS], TELLS: merged[TELLS], ROWS: merged[ROWS]}

@@ -17,11 +17,20 @@ with their reason in ``identity_quarantine``; they are not used for linking or a
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ... import schemas
+from .. import batches
+from ..packing import CoGroupByBucket, KeyTable, pack
 from ..parse import NAMESPACE
 from .graph import KnowsBlocklist, is_unique
+
+MAP_SPEC = schemas.table_schema("identity_map")
+LINKED = "linked"
+QUARANTINED = "quarantined"
 
 BLOCKLISTED = "blocklisted"
 DEGREE_CAP = "degree_cap"
@@ -36,68 +45,66 @@ def verdict(id_hash, kind, first_seen, last_seen, previous, degree, reason=None,
             "degree": degree, "reason": reason, "conflicting_kinds": list(conflicting_kinds), "cap": cap}
 
 
-class _Tell(KnowsBlocklist, beam.DoFn):
-    """A link -> one node event for each end: ("link", the other end, its kind, whether it is junk)."""
+def summarize(nodes: Iterable[tuple], stored: Iterable[dict], tells: Iterable[tuple]) -> dict[str, list]:
+    """Everything known about each identifier of a bucket -> ``{id_hash: [kind, first_seen,
+    last_seen, stored identity_map row, degree, {unique kind: <= 2 neighbours}]}``.
 
-    def process(self, element):
-        (a, b), link = element
-        yield a, ("link", b, link["linked_kind"], b in self._blocked)
-        yield b, ("link", a, link["kind"], a in self._blocked)
+    ``nodes``: this run's observations ``(id_hash, kind, first, last)``; ``stored``: the
+    identity_map rows; ``tells``: ``(id_hash, neighbour, its kind, junk)`` once per distinct link
+    (junk neighbours are not counted). An identifier only links point at (erased since) has kind None."""
+    out: dict[str, list] = {}
 
+    def entry(h):
+        acc = out.get(h)
+        if acc is None:
+            acc = out[h] = [None, None, None, None, 0, {}]
+        return acc
 
-class _Summarize(beam.CombineFn):
-    """Node events -> [kind, first_seen, last_seen, stored row, degree, {unique kind: <= 2 neighbours}].
-
-    Events: ("seen", kind, first, last) from this run, ("previous", identity_map row), and
-    ("link", neighbour, its kind, junk) once per distinct link (junk neighbours are not counted)."""
-
-    def create_accumulator(self):
-        return [None, None, None, None, 0, {}]
-
-    def add_input(self, acc, event):
-        tag = event[0]
-        if tag == "link":
-            _, other, kind, junk = event
-            if not junk:
-                acc[4] += 1
-                if is_unique(kind):
-                    seen = acc[5].setdefault(kind, set())
-                    if len(seen) < 2:
-                        seen.add(other)
-            return acc
-        if tag == "previous":
-            row = event[1]
-            acc[3] = row
-            kind, first, last = row["kind"], row["first_seen"], row["last_seen"]
-        else:
-            _, kind, first, last = event
+    def seen(acc, kind, first, last):
         acc[0] = kind
         acc[1] = first if acc[1] is None else min(acc[1], first)
         acc[2] = last if acc[2] is None else max(acc[2], last)
-        return acc
 
-    def merge_accumulators(self, accumulators):
-        out = self.create_accumulator()
-        for kind, first, last, previous, degree, uniques in accumulators:
-            if kind is not None:
-                out[0] = kind
-                out[1] = first if out[1] is None else min(out[1], first)
-                out[2] = last if out[2] is None else max(out[2], last)
-            if previous is not None:
-                out[3] = previous
-            out[4] += degree
-            for k, seen in uniques.items():
-                merged = out[5].setdefault(k, set())
-                for other in sorted(seen):
-                    if len(merged) < 2:
-                        merged.add(other)
-        return out
+    for h, kind, first, last in nodes:
+        seen(entry(h), kind, first, last)
+    for row in stored:
+        acc = entry(row["id_hash"])
+        acc[3] = row
+        seen(acc, row["kind"], row["first_seen"], row["last_seen"])
+    for h, other, kind, junk in tells:
+        if junk:
+            continue
+        acc = entry(h)
+        acc[4] += 1
+        if is_unique(kind):
+            neighbours = acc[5].setdefault(kind, set())
+            if len(neighbours) < 2:
+                neighbours.add(other)
+    return out
 
-    def extract_output(self, acc):
-        return acc
+
+def judge(id_hash: str, summary: list, blocked: frozenset | set, caps: dict[str, int]) -> dict | None:
+    """The verdict of one summarized identifier (None for one only links point at)."""
+    kind, first, last, previous, degree, uniques = summary
+    if kind is None:
+        return None
+    conflicts = tuple(sorted(k for k, seen in uniques.items() if len(seen) > 1))
+    cap = caps.get(kind)
+    reason = None
+    if id_hash in blocked:
+        reason = BLOCKLISTED
+    elif cap is not None and degree > cap:
+        reason = DEGREE_CAP
+    elif conflicts and not is_unique(kind):
+        reason = CONFLICTING
+    return verdict(id_hash, kind, first, last, previous, degree, reason,
+                   conflicts if reason == CONFLICTING else (), cap if reason == DEGREE_CAP else None)
 
 
 class _Judge(KnowsBlocklist, beam.DoFn):
+    """(bucket, {nodes, tells, stored}) -> (bucket, [(id_hash, verdict)]) of linked identifiers;
+    quarantined ones tagged ``quarantined`` (a list per bucket)."""
+
     def __init__(self, hash_key_source: str, extra_blocklist, caps: dict[str, int]):
         super().__init__(hash_key_source, extra_blocklist)
         self._caps = dict(caps)
@@ -107,43 +114,51 @@ class _Judge(KnowsBlocklist, beam.DoFn):
         self._counters = {r: Metrics.counter(NAMESPACE, f"identity.quarantined.{r}") for r in REASONS}
 
     def process(self, element):
-        id_hash, (kind, first, last, previous, degree, uniques) = element
-        if kind is None:  # only links point at it: an identifier erased since
-            return
-        conflicts = tuple(sorted(k for k, seen in uniques.items() if len(seen) > 1))
-        cap = self._caps.get(kind)
-        reason = None
-        if id_hash in self._blocked:
-            reason = BLOCKLISTED
-        elif cap is not None and degree > cap:
-            reason = DEGREE_CAP
-        elif conflicts and not is_unique(kind):
-            reason = CONFLICTING
-        if reason is not None:
-            self._counters[reason].inc()
-        yield id_hash, verdict(id_hash, kind, first, last, previous, degree, reason,
-                               conflicts if reason == CONFLICTING else (), cap if reason == DEGREE_CAP else None)
+        key, groups = element
+        stored = (row for table in groups.get("stored", ()) for row in batches.datum_rows(table, MAP_SPEC))
+        summaries = summarize((n for records in groups["nodes"] for n in records), stored,
+                              (t for records in groups["tells"] for t in records))
+        linked, quarantined, counts = [], [], {}
+        for id_hash, summary in summaries.items():
+            result = judge(id_hash, summary, self._blocked, self._caps)
+            if result is None:
+                continue
+            if result["reason"] is None:
+                linked.append((id_hash, result))
+            else:
+                quarantined.append((id_hash, result))
+                counts[result["reason"]] = counts.get(result["reason"], 0) + 1
+        for reason, n in counts.items():
+            self._counters[reason].inc(n)
+        if linked:
+            yield key, pack(linked)
+        if quarantined:
+            yield beam.pvalue.TaggedOutput(QUARANTINED, (key, pack(quarantined)))
 
 
 class JudgeIdentifiers(beam.PTransform):
-    """{nodes: (id_hash, node event), links: ((a, b), link)} -> (id_hash, verdict) for every identifier.
+    """{nodes: node observations by bucket, tells: by bucket, [identity_map: stored row tables]}
+    -> {linked: (bucket, packed [(id_hash, verdict)]), quarantined: the same for quarantined identifiers}.
 
-    One lifted combine per identifier merges its observations, its stored row and its links."""
+    One grouping per node bucket merges each identifier's observations, its stored row and its links."""
 
-    def __init__(self, hash_key_source: str, extra_blocklist, caps: dict[str, int]):
+    def __init__(self, context, extra_blocklist, caps: dict[str, int]):
         super().__init__()
-        self._key_source = hash_key_source
+        self._ctx = context
         self._extra = tuple(extra_blocklist)
         self._caps = dict(caps)
 
     def expand(self, graph):
-        told = graph["links"] | "Tell" >> beam.ParDo(_Tell(self._key_source, self._extra))
-        return (
-            (graph["nodes"], told)
-            | "NodeEvents" >> beam.Flatten()
-            | "Summarize" >> beam.CombinePerKey(_Summarize())
-            | "Judge" >> beam.ParDo(_Judge(self._key_source, self._extra, self._caps))
+        inputs = {"nodes": graph["nodes"], "tells": graph["tells"]}
+        if "identity_map" in graph:  # absent on a first run
+            inputs["stored"] = graph["identity_map"] | "KeyStoredNodes" >> beam.ParDo(KeyTable("id_hash", self._ctx.buckets))
+        judged = (
+            inputs
+            | "JoinNodeEvents" >> CoGroupByBucket()
+            | "Judge" >> beam.ParDo(_Judge(self._ctx.hash_key_source, self._extra, self._caps)).with_outputs(
+                QUARANTINED, main=LINKED)
         )
+        return {LINKED: judged[LINKED], QUARANTINED: judged[QUARANTINED]}
 
 
 def quarantine_row(verdict: dict, run_id: str) -> dict:

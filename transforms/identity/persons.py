@@ -22,14 +22,21 @@ left without any linked identifier (all quarantined) also gets that scope.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from ... import schemas
+from .. import batches
+from ..batches import group
 from ..context import RunContext
+from ..packing import CoGroupByBucket, GroupBuckets, KeyTable, pack, unpack
 from ..parse import NAMESPACE
+from .conflicts import by_label
 from .graph import priority
+
+MERGES_SPEC = schemas.table_schema("person_merges")
 
 MERGES = "merges"
 ROWS = "rows"
@@ -47,28 +54,18 @@ def candidate(person_id: str, identified: bool, first_seen: int) -> tuple[str, b
     return (person_id, identified, first_seen)
 
 
-class _Home(beam.CombineFn):
-    """Previous rows of one person -> (home (priority, hash, label) or None, identified, first_seen)."""
-
-    def create_accumulator(self):
-        return (None, False, None)
-
-    def add_input(self, acc, value):
-        home, kind, first_seen = value  # home: (priority, hash, label) for linked identifiers, else None
-        return self.merge_accumulators([acc, (home, priority(kind) == 0, first_seen)])
-
-    def merge_accumulators(self, accumulators):
-        best, identified, first = None, False, None
-        for home, ident, seen in accumulators:
-            if home is not None and (best is None or home < best):
-                best = home
-            identified = identified or ident
-            if seen is not None and (first is None or seen < first):
-                first = seen
-        return (best, identified, first)
-
-    def extract_output(self, acc):
-        return acc
+def home_of(previous: Iterable[tuple]) -> tuple:
+    """A previous person's identifiers ``(home (priority, hash, label) or None, kind, first_seen)``
+    -> ``(home, identified, first_seen)``: the home is the label of its strongest linked identifier
+    (None when none is linked any more: the person vanished)."""
+    best, identified, first = None, False, None
+    for home, kind, seen in previous:
+        if home is not None and (best is None or home < best):
+            best = home
+        identified = identified or priority(kind) == 0
+        if seen is not None and (first is None or seen < first):
+            first = seen
+    return (best, identified, first)
 
 
 def choose_person(strongest: tuple[int, str], candidates: list[tuple[str, bool, int]]) -> str:
@@ -81,10 +78,28 @@ def choose_person(strongest: tuple[int, str], candidates: list[tuple[str, bool, 
     return derived_person_id(strongest[1])
 
 
+def decide(members: list[tuple], candidates: list[tuple], ctx: RunContext) -> tuple[str | None, list, list, list]:
+    """One component: members ``(id_hash, label, kind, verdict)`` and the candidates whose home it
+    is -> ``(person_id, merges [(old, person_id)], persons [(id_hash, person_id)], changed
+    identity_map rows)``; ``person_id`` None for a component without members."""
+    strongest = min(((priority(kind), id_hash) for id_hash, _label, kind, _ in members), default=None)
+    if strongest is None:
+        return None, [], [], []
+    candidates = sorted(candidates)
+    person = choose_person(strongest, candidates)
+    merges = [(old, person) for old, _identified, _first in candidates if old != person]
+    persons, rows = [], []
+    for id_hash, _label, _kind, verdict in members:
+        persons.append((id_hash, person))
+        row = map_row(id_hash, verdict, person, ctx)
+        if changed(row, verdict["previous"]):
+            rows.append(row)
+    return person, merges, persons, rows
+
+
 class _Decide(beam.DoFn):
-    """label, {members, candidates} -> (id_hash, person_id) per member; changed identity_map rows and
-    merges (old, new) tagged. The members are iterated twice (strongest first, then rows): on runners
-    that page grouped values (Dataflow) a large component is never held in memory."""
+    """(bucket of label, {members, [candidates]}) -> persons ``(id_hash, person_id)`` keyed by the
+    bucket of the identifier; tagged: changed identity_map rows and merges ``(old, new)``."""
 
     def __init__(self, context: RunContext):
         self._ctx = context
@@ -94,23 +109,31 @@ class _Decide(beam.DoFn):
         self._merged = Metrics.counter(NAMESPACE, "identity.merged_persons")
 
     def process(self, element):
-        _label, grouped = element
-        members = grouped["members"]
-        strongest = min(((priority(kind), id_hash) for id_hash, kind, _ in members), default=None)
-        if strongest is None:
-            return
-        candidates = sorted(grouped["candidates"])
-        person = choose_person(strongest, candidates)
-        self._persons.inc()
-        for old, _identified, _first in candidates:
-            if old != person:
-                self._merged.inc()
-                yield beam.pvalue.TaggedOutput(MERGES, (old, person))
-        for id_hash, _kind, verdict in members:
-            yield id_hash, person
-            row = map_row(id_hash, verdict, person, self._ctx)
-            if changed(row, verdict["previous"]):
-                yield beam.pvalue.TaggedOutput(ROWS, row)
+        key, groups = element
+        components = by_label(groups["members"])
+        candidates: dict[str, list] = {}
+        for records in groups.get("candidates", ()):
+            for label, cand in records:
+                candidates.setdefault(label, []).append(cand)
+        persons, rows, merges = [], [], []
+        decided = 0
+        for label, members in components.items():
+            person, merged, assigned, changed_rows = decide(members, candidates.get(label, []), self._ctx)
+            if person is None:
+                continue
+            decided += 1
+            persons.extend(assigned)
+            rows.extend(changed_rows)
+            merges.extend(merged)
+        if decided:
+            self._persons.inc(decided)
+        if merges:
+            self._merged.inc(len(merges))
+            yield beam.pvalue.TaggedOutput(MERGES, (key, merges))
+        for bucket, records in group(((h, (h, person)) for h, person in persons), self._ctx.buckets).items():
+            yield bucket, pack(records)
+        if rows:
+            yield beam.pvalue.TaggedOutput(ROWS, (f"persons-{key:05d}", rows))
 
 
 def map_row(id_hash: str, verdict: dict, person_id: str | None, ctx: RunContext) -> dict:
@@ -134,27 +157,64 @@ def changed(row: dict, previous: dict | None) -> bool:
     return previous is None or any(row[c] != previous.get(c) for c in _COMPARED)
 
 
-def _previous_of_linked(element):
-    """A linked identifier that belonged to a person before -> (that person, (home key, kind, first_seen))."""
-    id_hash, (label, kind, verdict) = element
-    previous = verdict["previous"]
-    if previous and previous["person_id"]:
-        yield previous["person_id"], ((priority(kind), id_hash, label), kind, previous["first_seen"])
+def _previous_of_linked(lists, buckets: int):
+    """Linked identifiers that belonged to a person before -> (that person, (home key, kind,
+    first_seen)), keyed by the bucket of the person."""
+    out = []
+    for id_hash, label, kind, verdict in lists:
+        previous = verdict["previous"]
+        if previous and previous["person_id"]:
+            out.append((previous["person_id"], (previous["person_id"], ((priority(kind), id_hash, label), kind, previous["first_seen"]))))
+    for key, records in group(out, buckets).items():
+        yield key, pack(records)
 
 
-def _previous_of_quarantined(element):
-    """A quarantined identifier that belonged to a person before: it counts for the person, but is no home."""
-    _id_hash, verdict = element
-    previous = verdict["previous"]
-    if previous and previous["person_id"]:
-        yield previous["person_id"], (None, verdict["kind"], previous["first_seen"])
+def _previous_of_quarantined(verdicts, buckets: int):
+    """Quarantined identifiers that belonged to a person before: they count for the person, but are no home."""
+    out = []
+    for _id_hash, verdict in verdicts:
+        previous = verdict["previous"]
+        if previous and previous["person_id"]:
+            out.append((previous["person_id"], (previous["person_id"], (None, verdict["kind"], previous["first_seen"]))))
+    for key, records in group(out, buckets).items():
+        yield key, pack(records)
+
+
+class _Homes(beam.DoFn):
+    """(bucket of person, [(person, home record)]) -> candidates ``(label, candidate)`` keyed by the
+    bucket of the label; vanished persons (no linked identifier left) tagged."""
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, element):
+        _key, lists = element
+        previous: dict[str, list] = {}
+        for records in lists:
+            for person, record in records:
+                previous.setdefault(person, []).append(record)
+        out, vanished = [], []
+        for person, records in previous.items():
+            home, identified, first = home_of(records)
+            if home is None:
+                vanished.append(person)
+            else:
+                out.append((home[2], (home[2], candidate(person, identified, first))))
+        if vanished:
+            yield beam.pvalue.TaggedOutput(VANISHED, vanished)
+        for key, records in group(out, self._buckets).items():
+            yield key, pack(records)
 
 
 def _quarantined_rows(element, ctx: RunContext):
-    id_hash, verdict = element
-    row = map_row(id_hash, verdict, None, ctx)
-    if changed(row, verdict["previous"]):
-        yield row
+    key, verdicts = element
+    rows = []
+    for id_hash, verdict in verdicts:
+        row = map_row(id_hash, verdict, None, ctx)
+        if changed(row, verdict["previous"]):
+            rows.append(row)
+    if rows:
+        yield f"quarantined-{key:05d}", rows
 
 
 def _repoint(element, ctx: RunContext):
@@ -171,55 +231,86 @@ def _repoint(element, ctx: RunContext):
             yield {**row, "new_person_id": survivor}
 
 
-class AssignPersons(beam.PTransform):
-    """{linked: (id_hash, (label, kind, verdict)), quarantined: (id_hash, verdict), [person_merges: stored rows]}
-    -> {persons: (id_hash, person_id) of linked identifiers, identity_map: changed rows,
-        person_merges: new and repointed rows, scopes: (person_id, 0) of merged-away/vanished persons}."""
+class _Repoint(beam.DoFn):
+    """(bucket of person, {now: merges (old, new), before: stored person_merges tables}) -> rows."""
 
     def __init__(self, context: RunContext):
+        self._ctx = context
+
+    def process(self, element):
+        key, groups = element
+        now: dict[str, list] = {}
+        for records in groups["now"]:
+            for old, new in records:
+                now.setdefault(old, []).append(new)
+        before: dict[str, list] = {}
+        for table in groups.get("before", ()):
+            for row in batches.datum_rows(table, MERGES_SPEC):
+                before.setdefault(row["new_person_id"], []).append(row)
+        rows = [row for old, survivors in now.items()
+                for row in _repoint((old, {"now": survivors, "before": before.get(old, [])}), self._ctx)]
+        if rows:
+            yield f"merges-{key:05d}", rows
+
+
+class AssignPersons(beam.PTransform):
+    """{linked: (bucket of label, packed [(id_hash, label, kind, verdict)]), quarantined: (bucket,
+    packed [(id_hash, verdict)]), [identity_map: present when a map is stored], [person_merges:
+    stored row tables]}
+    -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), identity_map: (file key, changed
+        rows), person_merges: (file key, new and repointed rows), scopes: lists of (person_id, 0) of
+        merged-away/vanished persons}."""
+
+    def __init__(self, context: RunContext, stored_map: bool = True):
         super().__init__()
         self._ctx = context
+        self._stored_map = stored_map
 
     def expand(self, inputs):
         ctx = self._ctx
         linked, quarantined = inputs["linked"], inputs["quarantined"]
-        previous_linked = linked | "PreviousLinked" >> beam.FlatMap(_previous_of_linked)
-        previous_quarantined = quarantined | "PreviousQuarantined" >> beam.FlatMap(_previous_of_quarantined)
-        homes = (
-            (previous_linked, previous_quarantined)
-            | "PreviousPersons" >> beam.Flatten()
-            | "HomeOfPerson" >> beam.CombinePerKey(_Home())
-        )
-        candidates = homes | "Candidates" >> beam.FlatMap(
-            lambda kv: [(kv[1][0][2], candidate(kv[0], kv[1][1], kv[1][2]))] if kv[1][0] is not None else []
-        )
-        vanished = homes | "Vanished" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1][0] is None else [])
+        decide_inputs = {"members": linked}
+        gone = []
+        if self._stored_map:  # previous persons exist only when a map is stored
+            previous_linked = linked | "PreviousLinked" >> beam.FlatMap(lambda kv: _previous_of_linked(unpack(kv[1]), ctx.buckets))
+            previous_quarantined = quarantined | "PreviousQuarantined" >> beam.FlatMap(
+                lambda kv: _previous_of_quarantined(unpack(kv[1]), ctx.buckets))
+            homes = (
+                (previous_linked, previous_quarantined)
+                | "PreviousPersons" >> beam.Flatten()
+                | "GroupPreviousPersons" >> GroupBuckets()
+                | "HomeOfPerson" >> beam.ParDo(_Homes(ctx.buckets)).with_outputs(VANISHED, main="candidates")
+            )
+            decide_inputs["candidates"] = homes["candidates"]
+            gone.append(homes[VANISHED])
         decided = (
-            {"members": linked | "MembersByLabel" >> beam.Map(lambda kv: (kv[1][0], (kv[0], kv[1][1], kv[1][2]))),
-             "candidates": candidates}
-            | "JoinCandidates" >> beam.CoGroupByKey()
-            | "Decide" >> beam.ParDo(_Decide(ctx)).with_output_types(Any).with_outputs(MERGES, ROWS, main="persons")
+            decide_inputs
+            | "JoinCandidates" >> CoGroupByBucket()
+            | "Decide" >> beam.ParDo(_Decide(ctx)).with_outputs(MERGES, ROWS, main="persons")
         )
-        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(_quarantined_rows, ctx)
+        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(lambda kv: _quarantined_rows((kv[0], unpack(kv[1])), ctx))
+        merges = decided[MERGES]
         if "person_merges" in inputs:
-            merges = (
+            rows = (
                 {
-                    "now": decided[MERGES],
-                    "before": inputs["person_merges"] | "ByNewPerson" >> beam.Map(lambda row: (row["new_person_id"], row)),
+                    "now": merges | "KeyMerges" >> beam.FlatMap(
+                        lambda kv: [(k, pack(v)) for k, v in group(((old, (old, new)) for old, new in kv[1]), ctx.buckets).items()]),
+                    "before": inputs["person_merges"] | "KeyEarlierMerges" >> beam.ParDo(KeyTable("new_person_id", ctx.buckets)),
                 }
-                | "JoinEarlierMerges" >> beam.CoGroupByKey()
-                | "Repoint" >> beam.FlatMap(_repoint, ctx)
+                | "JoinEarlierMerges" >> CoGroupByBucket()
+                | "Repoint" >> beam.ParDo(_Repoint(ctx))
             )
         else:  # no earlier merges stored: nothing to repoint
-            merges = decided[MERGES] | "MergeRows" >> beam.FlatMap(lambda kv: _repoint((kv[0], {"now": [kv[1]], "before": []}), ctx))
+            rows = merges | "MergeRows" >> beam.Map(
+                lambda kv: (f"merges-{kv[0]:05d}", [r for old, new in kv[1] for r in _repoint((old, {"now": [new], "before": []}), ctx)]))
         scopes = (
-            (decided[MERGES] | "MergedAway" >> beam.Keys(), vanished)
+            [merges | "MergedAway" >> beam.Map(lambda kv: [old for old, _new in kv[1]]), *gone]
             | "GonePersons" >> beam.Flatten()
-            | "ScopeEverything" >> beam.Map(lambda person: (person, 0))
+            | "ScopeEverything" >> beam.Map(lambda persons: [(person, 0) for person in persons])
         )
         return {
             "persons": decided["persons"],
             "identity_map": (decided[ROWS], quarantine_rows) | "MapRowsAll" >> beam.Flatten(),
-            "person_merges": merges,
+            "person_merges": rows,
             "scopes": scopes,
         }

@@ -1,58 +1,92 @@
 """Stitching alone: touchpoints' identifiers + stored graph -> persons (no attribution, no erasure).
 
-    {touchpoints, [identity_map], [identity_links], [person_merges]} | StitchPersons(ctx, config)
-        -> {persons: (id_hash, person_id), excluded: quarantined id_hashes, identity_map,
-            identity_links, identity_quarantine, person_merges, scopes: (person_id, day)}
+    {touchpoints: (bucket, table), [identity_map], [identity_links], [person_merges]} | StitchPersons(ctx, config)
+        -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), excluded: quarantined
+            id_hashes, identity_map, identity_links, identity_quarantine, person_merges: (file key,
+            rows), scopes: lists of (person_id, day)}
 
-Composes :mod:`.graph` (``BuildGraph``), :mod:`.guards` (``Guards``), :mod:`.components`
-(``Components``), :mod:`.conflicts` (``Conflicts``) and :mod:`.persons` (``Persons``). The
-benchmark (benchmarks/identity_bench.py) measures this transform.
+Stored tables (``identity_map``, ``identity_links``, ``person_merges``) come as Arrow tables of
+their rows. Composes :mod:`.graph` (``BuildGraph``), :mod:`.guards` (``Guards``),
+:mod:`.components` (``Components``), :mod:`.conflicts` (``Conflicts``) and :mod:`.persons`
+(``Persons``); every shuffle moves batches keyed by bucket (:mod:`touchline.transforms.batches`).
+The benchmark (benchmarks/identity_bench.py) measures this transform.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 
+from ..batches import group
 from ..context import RunContext
+from ..packing import CoGroupByBucket, pack, unpack
 from .broadcast import SetCache
 from .components import ConnectedComponents
 from .config import IdentityConfig
 from .conflicts import ResolveConflicts
 from .graph import BuildGraph, node_id
-from .guards import JudgeIdentifiers, quarantine_row
+from .guards import LINKED, QUARANTINED, JudgeIdentifiers, quarantine_row
 from .persons import AssignPersons
+
+EDGES = "edges"
+ACTIVE = "active"
 
 
 class _ActiveLinks(beam.DoFn):
-    """Links whose two ends are both usable (not quarantined)."""
+    """(bucket, packed merged links) -> the links whose two ends are both usable (not
+    quarantined): as ranked edges for the components step, and (tagged ``active``) as ``(a, b,
+    first_seen)`` for the conflict splits."""
 
     def setup(self):
         self._excluded = SetCache()
 
     def process(self, element, excluded):
-        (a, b), _link = element
+        _key, blob = element
         skip = self._excluded(excluded)
-        if a not in skip and b not in skip:
-            yield element
+        edges, active = [], []
+        for a, b, kind, linked_kind, first in unpack(blob):
+            if a not in skip and b not in skip:
+                edges.append((node_id(kind, a), node_id(linked_kind, b)))
+                active.append((a, b, first))
+        if edges:
+            yield edges
+            yield beam.pvalue.TaggedOutput(ACTIVE, active)
 
 
-def _labelled(element):
-    """id_hash, {verdict, label} -> (id_hash, (component label, kind, verdict))."""
-    id_hash, grouped = element
-    verdicts = list(grouped["verdict"])
-    if not verdicts:
-        return
-    verdict = verdicts[0]
-    labels = list(grouped["label"])
-    yield id_hash, (labels[0] if labels else node_id(verdict["kind"], id_hash), verdict["kind"], verdict)
+class _LabelByHash(beam.DoFn):
+    """Lists of (node id, label) -> (bucket of the id_hash, packed [(id_hash, label)])."""
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, pointers):
+        for key, records in group(((n[1:], (n[1:], label)) for n, label in pointers), self._buckets).items():
+            yield key, pack(records)
 
 
-def _link_row(element, run_id: str):
-    (a, b), link = element
-    if link["previous"] == (link["first_seen"], link["last_seen"]):
-        return
-    yield {"id_hash": a, "kind": link["kind"], "linked_hash": b, "linked_kind": link["linked_kind"],
-           "first_seen": link["first_seen"], "last_seen": link["last_seen"], "run_id": run_id}
+class _Labelled(beam.DoFn):
+    """(bucket, {verdict, label}) -> members ``(id_hash, component label, kind, verdict)`` keyed by
+    the bucket of the label; an identifier without a label is its own component."""
+
+    def __init__(self, buckets: int):
+        self._buckets = buckets
+
+    def process(self, element):
+        _key, groups = element
+        labels = {h: label for records in groups["label"] for h, label in records}
+        members = []
+        for records in groups["verdict"]:
+            for id_hash, verdict in records:
+                label = labels.get(id_hash) or node_id(verdict["kind"], id_hash)
+                members.append((label, (id_hash, label, verdict["kind"], verdict)))
+        for key, records in group(members, self._buckets).items():
+            yield key, pack(records)
+
+
+def _quarantine_rows(element, run_id: str):
+    key, blob = element
+    rows = [quarantine_row(verdict, run_id) for _id_hash, verdict in unpack(blob)]
+    if rows:
+        yield f"quarantine-{key:05d}", rows
 
 
 class StitchPersons(beam.PTransform):
@@ -66,37 +100,39 @@ class StitchPersons(beam.PTransform):
     def expand(self, inputs):
         ctx, config = self._ctx, self._config
         graph = (
-            {name: inputs[name] for name in ("touchpoints", "identity_map", "identity_links") if name in inputs}
-            | "BuildGraph" >> BuildGraph(ctx.hash_key_source, config.blocklist)
+            {name: inputs[name] for name in ("touchpoints", "identity_links") if name in inputs}
+            | "BuildGraph" >> BuildGraph(ctx, config.blocklist)
         )
-        verdicts = graph | "Guards" >> JudgeIdentifiers(ctx.hash_key_source, config.blocklist, config.caps())
-        linked = verdicts | "Linked" >> beam.Filter(lambda kv: kv[1]["reason"] is None)
-        quarantined = verdicts | "Quarantined" >> beam.Filter(lambda kv: kv[1]["reason"] is not None)
-        excluded = quarantined | "ExcludedHashes" >> beam.Keys()
-        active = graph["links"] | "ActiveLinks" >> beam.ParDo(_ActiveLinks(), beam.pvalue.AsList(excluded))
+        verdicts = (
+            {"nodes": graph["nodes"], "tells": graph["tells"], **({"identity_map": inputs["identity_map"]} if "identity_map" in inputs else {})}
+            | "Guards" >> JudgeIdentifiers(ctx, config.blocklist, config.caps())
+        )
+        quarantined = verdicts[QUARANTINED]
+        excluded = quarantined | "ExcludedHashes" >> beam.FlatMap(lambda kv: [h for h, _verdict in unpack(kv[1])])
+        active = graph["links"] | "ActiveLinks" >> beam.ParDo(_ActiveLinks(), beam.pvalue.AsList(excluded)).with_outputs(
+            ACTIVE, main=EDGES)
         labels = (
-            active
-            | "RankedEdges" >> beam.Map(lambda kv: (node_id(kv[1]["kind"], kv[0][0]), node_id(kv[1]["linked_kind"], kv[0][1])))
-            | "Components" >> ConnectedComponents(config.max_rounds, rank_chars=1)
-            | "LabelByHash" >> beam.Map(lambda kv: (kv[0][1:], kv[1]))
+            active[EDGES]
+            | "Components" >> ConnectedComponents(config.max_rounds, rank_chars=1, buckets=ctx.buckets)
+            | "LabelByHash" >> beam.ParDo(_LabelByHash(ctx.buckets))
         )
         labelled = (
-            {"verdict": linked, "label": labels}
-            | "JoinLabels" >> beam.CoGroupByKey()
-            | "Labelled" >> beam.FlatMap(_labelled)
+            {"verdict": verdicts[LINKED], "label": labels}
+            | "JoinLabels" >> CoGroupByBucket()
+            | "Labelled" >> beam.ParDo(_Labelled(ctx.buckets))
         )
-        resolved = {"labelled": labelled, "links": active} | "Conflicts" >> ResolveConflicts()
+        resolved = {"members": labelled, "links": active[ACTIVE]} | "Conflicts" >> ResolveConflicts(ctx.buckets)
         persons = (
             {"linked": resolved, "quarantined": quarantined,
              **({"person_merges": inputs["person_merges"]} if "person_merges" in inputs else {})}
-            | "Persons" >> AssignPersons(ctx)
+            | "Persons" >> AssignPersons(ctx, stored_map="identity_map" in inputs)
         )
         return {
             "persons": persons["persons"],
             "excluded": excluded,
             "identity_map": persons["identity_map"],
-            "identity_links": graph["links"] | "LinkRows" >> beam.FlatMap(_link_row, ctx.run_id),
-            "identity_quarantine": quarantined | "QuarantineRows" >> beam.Map(lambda kv: quarantine_row(kv[1], ctx.run_id)),
+            "identity_links": graph["rows"],
+            "identity_quarantine": quarantined | "QuarantineRows" >> beam.FlatMap(_quarantine_rows, ctx.run_id),
             "person_merges": persons["person_merges"],
             "scopes": persons["scopes"],
         }

@@ -69,43 +69,57 @@ def aggregate_row(survey_date: int, role: str, channel: str, stats: tuple[int, .
     return row
 
 
-class SurveyStats(beam.CombineFn):
-    """Sums the additive counters of answers (lifted: partial sums before the shuffle)."""
+def add_stats(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x + y for x, y in zip(a, b))
+
+
+class SumStats(beam.CombineFn):
+    """Sums partial counters (in ``_STATS`` order), e.g. one partial per batch of touchpoints
+    (lifted: partial sums before the shuffle as well)."""
 
     def create_accumulator(self):
         return (0,) * len(_STATS)
 
-    def add_input(self, acc, answer):
-        kind, value = answer
-        return tuple(a + b for a, b in zip(acc, answer_stats(kind, value)))
+    def add_input(self, acc, stats):
+        return add_stats(acc, stats)
 
     def merge_accumulators(self, accumulators):
         out = (0,) * len(_STATS)
         for acc in accumulators:
-            out = tuple(a + b for a, b in zip(out, acc))
+            out = add_stats(out, acc)
         return out
 
     def extract_output(self, acc):
         return acc
 
 
-def _survey_key(touchpoint):
-    kind, answer = touchpoint.get("survey_kind"), touchpoint.get("survey_score")
-    if observed_score(kind, answer) is None:
-        return []
-    return [((touchpoint["event_date"], touchpoint["role"], touchpoint["channel"]), (kind, answer))]
+def answer_key(touchpoint: dict) -> tuple | None:
+    """The (event_date, role, channel) group of a touchpoint's valid survey answer, or None."""
+    if observed_score(touchpoint.get("survey_kind"), touchpoint.get("survey_score")) is None:
+        return None
+    return (touchpoint["event_date"], touchpoint["role"], touchpoint["channel"])
+
+
+def partial_stats(touchpoints) -> dict[tuple, tuple[int, ...]]:
+    """Summed counters per (event_date, role, channel) of the valid answers among ``touchpoints``."""
+    out: dict[tuple, tuple[int, ...]] = {}
+    for tp in touchpoints:
+        key = answer_key(tp)
+        if key is None:
+            continue
+        add = answer_stats(tp["survey_kind"], tp["survey_score"])
+        out[key] = add if key not in out else add_stats(out[key], add)
+    return out
 
 
 class AggregateSurveys(beam.PTransform):
-    """Touchpoints (distinct event_ids; others are ignored) -> ``survey_aggregates`` rows.
+    """Partial counters ``((event_date, role, channel), stats)`` (see :func:`partial_stats`; every
+    valid answer of distinct event_ids counted once) -> ``survey_aggregates`` rows. Give it all the
+    answers of the days to aggregate (a day's row is replaced as a whole on merge)."""
 
-    Every valid survey answer counts once in its (event_date, role, channel) group; give it all the
-    touchpoints of the days to aggregate (a day's row is replaced as a whole on merge)."""
-
-    def expand(self, touchpoints):
+    def expand(self, partials):
         return (
-            touchpoints
-            | "KeyByDayRoleChannel" >> beam.FlatMap(_survey_key)
-            | "SumAnswers" >> beam.CombinePerKey(SurveyStats())
+            partials
+            | "SumAnswers" >> beam.CombinePerKey(SumStats())
             | "ToRows" >> beam.MapTuple(lambda key, stats: aggregate_row(*key, stats))
         )

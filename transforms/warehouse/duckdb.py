@@ -45,6 +45,8 @@ class DuckDBWarehouse(Warehouse):
                 # Staging files are read once; a cached copy of a file rewritten in the same
                 # second (same name, same size) would be served stale.
                 self._con.execute("SET enable_external_file_cache = false")
+                # no progress bar on stdout (a commit or snapshot runs inside a command's output)
+                self._con.execute("SET enable_progress_bar = false")
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower():
                     raise WarehouseError(

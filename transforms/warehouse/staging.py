@@ -1,14 +1,16 @@
-"""Beam sinks that write a table's rows as staging files, typed by the table's generated schema."""
+"""Beam sinks that write a table's batches as staging files, typed by the table's generated schema,
+and the source that reads snapshots back as Arrow tables."""
 
 from __future__ import annotations
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from ... import schemas
-from ...schemas.arrow import arrow_schema
 from ...schemas.bigquery import load_avro_schema, load_datum
-from ...schemas.rows import converter
+from .. import batches
+from ..packing import unpack
 
 PARQUET_SUFFIX = ".parquet"
 AVRO_SUFFIX = ".avro"
@@ -18,84 +20,99 @@ def table_dir(staging_dir: str, table: str) -> str:
     return FileSystems.join(staging_dir, table)
 
 
-#: rows per Arrow table handed to the Parquet writer (one row group each)
-PARQUET_BATCH_ROWS = 10_000
+def _table_of(batch, spec) -> pa.Table:
+    """A batch -- an Arrow table (types conformed, extra columns dropped), packed bytes of one, or a
+    list of datum rows -- as a table of the table's schema."""
+    if isinstance(batch, (bytes, bytearray)):
+        batch = unpack(batch)
+    if isinstance(batch, list):
+        return batches.from_rows(batch, spec)
+    return batches.conform(batch, spec)
 
 
-class _ToArrow(beam.DoFn):
-    """A batch of rows (dicts in the table schema) -> one ``pyarrow.Table``, converted by Arrow in C++
-    (``Table.from_pylist``: missing nullable fields are null, extra keys ignored), instead of Beam's
-    per-row, per-column Python loop of ``WriteToParquet``; the file contents are the same."""
+class _WriteStaged(beam.DoFn):
+    """(file key, batch) -> one staging file ``staging_dir/table/<file key><suffix>``, written under a
+    temporary name and renamed when complete; yields its path. Keys are deterministic (a bucket, a
+    split), so a retried bundle rewrites the same file instead of adding a second copy of its rows."""
 
-    def __init__(self, schema):
-        self._schema = schema
+    def __init__(self, table: str, staging_dir: str, suffix: str):
+        self._table = table
+        self._dir = table_dir(staging_dir, table)
+        self._suffix = suffix
 
-    def process(self, rows):
-        import pyarrow as pa
+    def setup(self):
+        self._spec = schemas.table_schema(self._table)
+        self._setup_format()
 
-        yield pa.Table.from_pylist(rows, schema=self._schema)
+    def _setup_format(self):
+        pass
+
+    def process(self, element):
+        key, batch = element
+        table = _table_of(batch, self._spec)
+        if table.num_rows == 0:
+            return
+        path = FileSystems.join(self._dir, f"{key}{self._suffix}")
+        temporary = f"{path}.incomplete"
+        with FileSystems.create(temporary) as fh:
+            self._write(table, fh)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+        FileSystems.rename([temporary], [path])
+        yield path
+
+    def _write(self, table, fh) -> None:
+        raise NotImplementedError
+
+
+class _WriteParquet(_WriteStaged):
+    def _write(self, table, fh) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, fh, compression="snappy")
 
 
 class StageParquet(beam.PTransform):
-    """Rows (dicts in the table schema) -> Parquet files under ``staging_dir/table/``.
+    """(file key, batch) -> Parquet files under ``staging_dir/table/`` (DuckDB's staging); yields paths.
 
-    Rows are batched (``BatchElements``, within a bundle: no shuffle) and each batch is converted
-    to an Arrow table at once, then written by ``WriteToParquetBatched``."""
+    A batch is an Arrow table, packed bytes of one or a list of rows (dicts in the table schema);
+    Arrow converts and writes it in C++, one file per batch."""
 
     def __init__(self, table: str, staging_dir: str):
         super().__init__()
         self._table = table
-        self._dir = table_dir(staging_dir, table)
+        self._staging_dir = staging_dir
 
-    def expand(self, rows):
-        schema = arrow_schema(schemas.table_schema(self._table))
-        return (
-            rows
-            | "Batch" >> beam.BatchElements(min_batch_size=PARQUET_BATCH_ROWS, max_batch_size=PARQUET_BATCH_ROWS)
-            | "ToArrow" >> beam.ParDo(_ToArrow(schema))
-            | "WriteParquet" >> beam.io.WriteToParquetBatched(
-                FileSystems.join(self._dir, "part"),
-                schema,
-                file_name_suffix=PARQUET_SUFFIX,
-                codec="snappy",
-            )
-        )
+    def expand(self, batches):
+        return batches | "WriteParquet" >> beam.ParDo(_WriteParquet(self._table, self._staging_dir, PARQUET_SUFFIX))
 
 
-class _ToLoadForm(beam.DoFn):
-    """Datum form -> BigQuery load form (maps spelled out as key/value records)."""
+class _WriteAvro(_WriteStaged):
+    """Avro files (fastavro, deflate) in the shape BigQuery loads: the table's schema with maps as
+    arrays of key/value records (see :func:`touchline.schemas.bigquery.load_avro_schema`)."""
 
-    def __init__(self, table: str):
-        self._table = table
+    def _setup_format(self):
+        import fastavro
 
-    def setup(self):
-        self._convert = load_datum(schemas.table_schema(self._table))
+        self._convert = load_datum(self._spec)
+        self._schema = fastavro.parse_schema(load_avro_schema(self._spec))
 
-    def process(self, row):
-        yield self._convert(row)
+    def _write(self, table, fh) -> None:
+        import fastavro
+
+        fastavro.writer(fh, self._schema, (self._convert(row) for row in batches.datum_rows(table, self._spec)), codec="deflate")
 
 
 class StageAvro(beam.PTransform):
-    """Rows -> Avro files (fastavro) under ``staging_dir/table/``, in the shape BigQuery loads:
-    the table's schema with maps as arrays of key/value records (see
-    :func:`touchline.schemas.bigquery.load_avro_schema`)."""
+    """(file key, batch) -> Avro files in BigQuery's load form under ``staging_dir/table/``; yields paths."""
 
     def __init__(self, table: str, staging_dir: str):
         super().__init__()
         self._table = table
-        self._dir = table_dir(staging_dir, table)
+        self._staging_dir = staging_dir
 
-    def expand(self, rows):
-        return (
-            rows
-            | "ToLoadForm" >> beam.ParDo(_ToLoadForm(self._table))
-            | "WriteAvro" >> beam.io.WriteToAvro(
-                FileSystems.join(self._dir, "part"),
-                load_avro_schema(schemas.table_schema(self._table)),
-                file_name_suffix=AVRO_SUFFIX,
-                codec="deflate",
-            )
-        )
+    def expand(self, batches):
+        return batches | "WriteAvro" >> beam.ParDo(_WriteAvro(self._table, self._staging_dir, AVRO_SUFFIX))
 
 
 def list_staged(staging_dir: str, table: str, suffix: str) -> list[str]:
@@ -107,19 +124,26 @@ def list_staged(staging_dir: str, table: str, suffix: str) -> list[str]:
     return sorted(m.path for m in matched)
 
 
-class _ToDatum(beam.DoFn):
+class _ReadTables(beam.DoFn):
+    """A Parquet snapshot file -> Arrow tables of at most ``CHUNK_ROWS`` rows in the table's schema."""
+
     def __init__(self, table: str):
         self._table = table
 
     def setup(self):
-        self._convert = converter(schemas.table_schema(self._table))
+        self._spec = schemas.table_schema(self._table)
 
-    def process(self, row):
-        yield self._convert(row)
+    def process(self, path):
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=batches.CHUNK_ROWS):
+                yield batches.conform(pa.Table.from_batches([batch]), self._spec)
 
 
 class ReadSnapshot(beam.PTransform):
-    """Rows of a table snapshot written as Parquet files, in datum form."""
+    """Rows of a table snapshot written as Parquet files, as Arrow tables of the table's schema
+    (a batch of rows per element; ``touchline.transforms.batches.datum_rows`` gives dicts)."""
 
     def __init__(self, table: str, files: list[str]):
         super().__init__()
@@ -130,6 +154,18 @@ class ReadSnapshot(beam.PTransform):
         return (
             pbegin
             | "Files" >> beam.Create(self._files)
-            | "ReadParquet" >> beam.io.ReadAllFromParquet()
-            | "ToDatum" >> beam.ParDo(_ToDatum(self._table))
+            | "ReadParquet" >> beam.ParDo(_ReadTables(self._table))
         )
+
+
+class SnapshotRows(beam.PTransform):
+    """Tables of a snapshot (:class:`ReadSnapshot`) -> one datum row per element, for the steps
+    that work a row at a time (calibration)."""
+
+    def __init__(self, table: str):
+        super().__init__()
+        self._table = table
+
+    def expand(self, tables):
+        spec = schemas.table_schema(self._table)
+        return tables | "Rows" >> beam.FlatMap(lambda table: batches.datum_rows(table, spec))
