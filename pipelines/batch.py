@@ -265,7 +265,7 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     _ensure_runner(options)
     in_pipeline = commits_in_pipeline(options)
     ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source,
-                     buckets=plan.buckets)
+                     buckets=plan.buckets, spill_dir=FileSystems.join(plan.staging_dir, "_shuffle") if plan.spill else None)
     warehouse = plan.warehouse
     warehouse.init()
     _clear(plan.staging_dir)

@@ -108,6 +108,10 @@ class BatchOptions(PipelineOptions):
                                  "launcher exits once the job exists). auto (default) = pipeline with --template_location.")
         parser.add_argument("--split_mb", type=int, default=64,
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
+        parser.add_argument("--shuffle_spill", default="auto", choices=("auto", "on", "off"),
+                            help="Carry the large batches of every shuffle as files under the staging folder, with only "
+                                 "their paths going through the runner (auto, the default: on for the local DirectRunner, "
+                                 "which keeps every shuffle in its own memory; off elsewhere, e.g. Dataflow's shuffle service).")
         parser.add_argument("--buckets", type=int, default=0,
                             help="Hash buckets of every batch shuffle: each step's work is cut into this many batches, "
                                  "spread over the workers (default 0 = from the workers and the input size: at least 4 per "
@@ -237,6 +241,8 @@ class BatchPlan:
     run_id: str = ""
     #: hash buckets of the batch shuffles (see touchline.transforms.batches)
     buckets: int = 8
+    #: spill shuffled batches to files under the staging folder (see touchline.transforms.packing)
+    spill: bool = False
     files: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     #: scoring model and journey/score settings (None only in plans built by hand for tests)
@@ -511,6 +517,7 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
     if batch.buckets < 0:
         raise ConfigError(f"--buckets must be positive (or 0 for automatic), got {batch.buckets}", "use e.g. --buckets=64")
     plan.buckets = batch.buckets or default_buckets(options, sum(size for files in plan.files.values() for _, size, _ in files))
+    plan.spill = batch.shuffle_spill == "on" or (batch.shuffle_spill == "auto" and runner in ("DirectRunner", "direct"))
     plan.tables, plan.bigquery = resolve_tables(options, list(table_channels), plan.logical_date)
     plan.read_streams = batch.bigquery_read_streams
     plan.run_id = run_fingerprint("batch", plan, {

@@ -16,6 +16,8 @@ class RunContext:
     pipeline: str = "batch"
     #: hash buckets of every batch shuffle (see touchline.transforms.batches); streaming ignores it
     buckets: int = 32
+    #: where shuffled tables are spilled to files (see touchline.transforms.packing); None: inline
+    spill_dir: str | None = None
 
     @property
     def logical_day(self) -> int:

@@ -121,11 +121,15 @@ class _Deduplicate(beam.DoFn):
         self._counters[key].inc(n)
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, tables = element
         unique, losers, duplicates = deduplicate(batches.concat(tables))
         for name, n in duplicates.items():
             self._count("duplicates", name, n)
-        yield key, pack(unique)
+        yield key, pack(unique, self._ctx.spill_dir)
         if losers:
             dead = []
             for loser, winner in losers:

@@ -284,15 +284,20 @@ class _KeyByPerson(beam.DoFn):
     unattributed ones (no person) are left out (counted when they are this run's). Stored
     touchpoints (``is_run`` 0) older than the read window are left out too."""
 
-    def __init__(self, is_run: int, buckets: int, window: int | None = None):
+    def __init__(self, is_run: int, buckets: int, window: int | None = None, spill_dir: str | None = None):
         self._is_run = is_run
         self._buckets = buckets
         self._window = window
+        self._spill = spill_dir
 
     def setup(self):
         self._unattributed = Metrics.counter(METRICS, "unattributed")
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         _key, blob = element
         table = unpack(blob)
         if self._window is not None:
@@ -305,7 +310,7 @@ class _KeyByPerson(beam.DoFn):
             table = table.filter(pc.is_valid(persons))
         if table.num_rows:
             for key, piece in batches.split(table, batches.buckets_of(table.column("person_id").to_pylist(), self._buckets)):
-                yield key, pack(piece)
+                yield key, pack(piece, self._spill)
 
 
 def _scopes_by_person(pairs, buckets: int):
@@ -334,6 +339,10 @@ class _ScorePersons(beam.DoFn):
         self._counters[name].inc(n)
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, groups = element
         touchpoints: dict[str, list] = defaultdict(list)
         for is_run, name in ((1, "touchpoints"), (0, "stored")):
@@ -435,18 +444,18 @@ class ComputeExperience(beam.PTransform):
         # This run's touchpoints are one per event_id (deduplicated; identity re-emits a stored one
         # only when this run does not have it) and always win over a stored version; the stored
         # ones come from identity without the events this run has (or re-attributed).
-        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1, ctx.buckets))}
+        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1, ctx.buckets, spill_dir=ctx.spill_dir))}
         answers = [run | "RunSurveyStats" >> beam.FlatMap(_survey_stats)]
         if "stored" in inputs:  # absent: nothing stored in the read window (a first run)
-            keyed["stored"] = inputs["stored"] | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0, ctx.buckets, window))
+            keyed["stored"] = inputs["stored"] | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0, ctx.buckets, window, ctx.spill_dir))
             answers.append(inputs["stored"] | "StoredSurveyStats" >> beam.FlatMap(_survey_stats, window))
         if "recompute_scope" in inputs:
             keyed["scope"] = inputs["recompute_scope"] | "KeyScopeByPerson" >> beam.FlatMap(_scopes_by_person, ctx.buckets)
         # stored scores: absent when nothing is stored (a first run)
         if "history_daily" in inputs:
-            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets))
+            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets, ctx.spill_dir))
         if "history_current" in inputs:
-            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets))
+            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets, ctx.spill_dir))
         scored = (
             keyed
             | "GroupByPerson" >> CoGroupByBucket()

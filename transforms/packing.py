@@ -12,45 +12,87 @@ runner then only copies bytes (flatten buffers, the shuffle, its grouping tables
 
 ``unpack(pack(x)) == x`` for every table and picklable value.
 
+**Spilled batches.** With a ``spill_dir`` (``--shuffle_spill``, on by default on the local
+runner), a table's packed bytes go to a file there and the element carries only its path: Beam
+still does the grouping, parallelism and retries, but the local runner's driver -- which keeps
+every shuffle's data in its own memory -- holds references instead of the data, and its
+process-to-process data channel moves a path instead of megabytes. Files are written before the
+reference is emitted and never changed, so a retried bundle writes new files and the run's
+staging clean-up removes them all (Spark shuffles the same way). On Dataflow the shuffle service
+holds the data: no spill.
+
 :class:`CoGroupByBucket` is ``CoGroupByKey`` for such elements: ``{name: PCollection of (bucket,
 packed)}`` -> ``(bucket, {name: [batches]})`` with every name present, the batches unpacked.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
+import uuid
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
 
 from . import batches
 from .labels import camel
 
 PROTOCOL = 5
 CODEC = "zstd"
-_PICKLE, _TABLE = b"\x00", b"\x01"
+_PICKLE, _TABLE, _FILE = b"\x00", b"\x01", b"\x02"
 _SIZE = struct.Struct("<Q")
+#: packed tables smaller than this stay inline even with a spill folder (a file costs more)
+SPILL_BYTES = 32 << 10
 
 
-def pack(value: Any) -> bytes:
-    """A batch as bytes: Arrow tables as compressed IPC, anything else pickled."""
+def pack(value: Any, spill_dir: str | None = None) -> bytes:
+    """A batch as bytes: Arrow tables as compressed IPC (in a file under ``spill_dir`` when given
+    and the table is not small), anything else pickled."""
     if isinstance(value, pa.Table):
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, value.schema) as writer:
             writer.write_table(value)
         raw = sink.getvalue()
-        return _TABLE + _SIZE.pack(raw.size) + pa.compress(raw, codec=CODEC, asbytes=True)
+        blob = _TABLE + _SIZE.pack(raw.size) + pa.compress(raw, codec=CODEC, asbytes=True)
+        if spill_dir is None or len(blob) < SPILL_BYTES:
+            return blob
+        path = f"{spill_dir.rstrip('/')}/{uuid.uuid4().hex}.batch"
+        _write(path, blob)
+        return _FILE + path.encode()
     return _PICKLE + pickle.dumps(value, PROTOCOL)
 
 
 def unpack(blob: bytes) -> Any:
+    kind = blob[:1]
+    if kind == _FILE:
+        blob = _read(blob[1:].decode())
+        kind = blob[:1]
     view = memoryview(blob)
-    if blob[:1] == _TABLE:
+    if kind == _TABLE:
         (size,) = _SIZE.unpack_from(view, 1)
         return pa.ipc.open_stream(pa.decompress(view[1 + _SIZE.size:], size, codec=CODEC)).read_all()
     return pickle.loads(view[1:])
+
+
+def _write(path: str, data: bytes) -> None:
+    if "://" in path:
+        with FileSystems.create(path) as fh:
+            fh.write(data)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _read(path: str) -> bytes:
+    if "://" in path:
+        with FileSystems.open(path) as fh:
+            return fh.read()
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 class _Tag(beam.DoFn):
@@ -92,14 +134,15 @@ class CoGroupByBucket(beam.PTransform):
 class KeyTable(beam.DoFn):
     """A table of stored rows -> ``(bucket of column, packed rows of that bucket)``."""
 
-    def __init__(self, column: str, buckets: int):
+    def __init__(self, column: str, buckets: int, spill_dir: str | None = None):
         self._column = column
         self._buckets = buckets
+        self._spill = spill_dir
 
     def process(self, table):
         keys = batches.buckets_of(table.column(self._column).to_pylist(), self._buckets)
         for key, piece in batches.split(table, keys):
-            yield key, pack(piece)
+            yield key, pack(piece, self._spill)
 
 
 class GroupBuckets(beam.PTransform):

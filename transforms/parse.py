@@ -168,6 +168,10 @@ class ParseSplits(beam.DoFn):
         self._spec = schemas.table_schema("touchpoints")
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         from .sources import read_range
 
         if len(element) == 2:
@@ -208,7 +212,7 @@ class ParseSplits(beam.DoFn):
         table = batches.from_rows(touchpoints, self._spec)
         keys = batches.buckets_of((tp["event_id"] for tp in touchpoints), self._ctx.buckets)
         for key, piece in batches.split(table, keys):
-            yield key, pack(piece)
+            yield key, pack(piece, self._ctx.spill_dir)
 
 
 class ParseTouchpoints(beam.PTransform):

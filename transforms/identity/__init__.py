@@ -89,16 +89,16 @@ class Identity(beam.PTransform):
         erased = None
         if "erasure_requests" in inputs:
             erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.FlatMap(erased_hashes))
-            touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(), erased)
+            touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(spill_dir=ctx.spill_dir), erased)
             dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(), erased)
         history = None
         if "history" in inputs:
             history = (
                 {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids), "stored": inputs["history"]}
-                | "MarkReplayed" >> MarkReplayed(ctx.buckets)
+                | "MarkReplayed" >> MarkReplayed(ctx.buckets, ctx.spill_dir)
             )
             if erased is not None:
-                history = history | "StripHistory" >> beam.ParDo(StripErased(history=True), erased)
+                history = history | "StripHistory" >> beam.ParDo(StripErased(history=True, spill_dir=ctx.spill_dir), erased)
         stitched = (
             {"touchpoints": touchpoints,
              **{name: inputs[name] for name in ("identity_map", "identity_links", "person_merges") if name in inputs}}
@@ -107,7 +107,8 @@ class Identity(beam.PTransform):
         attributed = (
             {"touchpoints": touchpoints, "persons": stitched["persons"], "excluded": stitched["excluded"],
              **({"history": history} if history is not None else {})}
-            | "Attribute" >> AttributeTouchpoints(ctx.buckets, self._history_from, attribute=config.lookback_days > 0)
+            | "Attribute" >> AttributeTouchpoints(ctx.buckets, self._history_from, attribute=config.lookback_days > 0,
+                                                   spill_dir=ctx.spill_dir)
         )
         scopes = [stitched["scopes"]]
         if history is not None:

@@ -63,28 +63,33 @@ class _MarkReplayed(beam.DoFn):
     """(bucket of event_id, {run: [event ids of this run], stored: [stored touchpoint tables]}) ->
     (bucket, packed stored touchpoints with ``_in_run``)."""
 
+    def __init__(self, spill_dir: str | None = None):
+        self._spill = spill_dir
+
     def process(self, element):
         key, groups = element
         if not groups["stored"]:
             return
         stored = batches.concat(groups["stored"])
         run = pa.array([e for ids in groups["run"] for e in ids], pa.string())
-        yield key, pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)))
+        yield key, pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)), self._spill)
 
 
 class MarkReplayed(beam.PTransform):
     """{run: (bucket of event_id, packed event id lists of this run), stored: stored touchpoint
     tables} -> (bucket, packed stored touchpoints with ``_in_run``: this run has the event too)."""
 
-    def __init__(self, buckets: int):
+    def __init__(self, buckets: int, spill_dir: str | None = None):
         super().__init__()
         self._buckets = buckets
+        self._spill = spill_dir
 
     def expand(self, inputs):
+        stored = inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._buckets, self._spill))
         return (
-            {"run": inputs["run"], "stored": inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._buckets))}
+            {"run": inputs["run"], "stored": stored}
             | "JoinRunEventIds" >> CoGroupByBucket()
-            | "Mark" >> beam.ParDo(_MarkReplayed())
+            | "Mark" >> beam.ParDo(_MarkReplayed(self._spill))
         )
 
 
@@ -95,17 +100,23 @@ class _Key(beam.DoFn):
     ``history`` (stored touchpoints: with ``attribute``, those from ``history_from`` on (None: all)
     that are not erased take part; the others keep a null key and ``_attribute`` false)."""
 
-    def __init__(self, origin: str, buckets: int, history_from: int | None = None, attribute: bool = True):
+    def __init__(self, origin: str, buckets: int, history_from: int | None = None, attribute: bool = True,
+                 spill_dir: str | None = None):
         self._origin = origin
         self._buckets = buckets
         self._from = history_from
         self._attribute = attribute
+        self._spill = spill_dir
 
     def setup(self):
         self._excluded = SetCache()
         self._unattributed = {}
 
     def process(self, element, excluded):
+        with batches.bulk():
+            yield from self._work(element, excluded)
+
+    def _work(self, element, excluded):
         _bucket, blob = element
         table = unpack(blob)
         skip = self._excluded(excluded)
@@ -126,7 +137,7 @@ class _Key(beam.DoFn):
         table = table.append_column(KEY, pa.array(keys, pa.string()))
         routing = batches.buckets_of((k if k is not None else e for k, e in zip(keys, event_ids)), self._buckets)
         for key, piece in batches.split(table, routing):
-            yield key, pack(piece)
+            yield key, pack(piece, self._spill)
 
     def _count_unattributed(self, table, keys):
         missing = [i for i, k in enumerate(keys) if k is None]
@@ -151,10 +162,17 @@ class _Attribute(beam.DoFn):
     this run's and the re-attributed stored ones); tagged: ``stored`` (stored touchpoints neither
     moved nor replayed by this run, as stored) and ``scopes`` (lists of (person_id, day))."""
 
+    def __init__(self, spill_dir: str | None = None):
+        self._spill = spill_dir
+
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, groups = element
         pairs = [pair for records in groups["person"] for pair in records]
         lookup = batches.mapping([h for h, _ in pairs], [p for _, p in pairs])
@@ -187,9 +205,9 @@ class _Attribute(beam.DoFn):
                         scopes.append((after, day))
             kept = history.filter(pc.invert(pc.or_(moved, replayed)))
             if kept.num_rows:
-                yield beam.pvalue.TaggedOutput(STORED, (key, pack(_drop_helpers(kept))))
+                yield beam.pvalue.TaggedOutput(STORED, (key, pack(_drop_helpers(kept), self._spill)))
         if out:
-            yield key, pack(batches.concat(out))
+            yield key, pack(batches.concat(out), self._spill)
         if scopes:
             yield beam.pvalue.TaggedOutput(SCOPES, scopes)
 
@@ -201,25 +219,26 @@ class AttributeTouchpoints(beam.PTransform):
         stored: (bucket, packed) the other stored touchpoints, scopes: lists of (person_id, day)}.
     Without ``history`` (a first run) the stored touchpoints' steps are left out."""
 
-    def __init__(self, buckets: int, history_from: int | None = None, attribute: bool = True):
+    def __init__(self, buckets: int, history_from: int | None = None, attribute: bool = True, spill_dir: str | None = None):
         super().__init__()
         self._buckets = buckets
         self._from = history_from
         self._attribute = attribute
+        self._spill = spill_dir
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
         joined = {
             "person": inputs["persons"],
-            "touchpoints": inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT, self._buckets), excluded),
+            "touchpoints": inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT, self._buckets, spill_dir=self._spill), excluded),
         }
         if "history" in inputs:
             joined[HISTORY] = inputs["history"] | "KeyHistory" >> beam.ParDo(
-                _Key(HISTORY, self._buckets, self._from, self._attribute), excluded)
+                _Key(HISTORY, self._buckets, self._from, self._attribute, self._spill), excluded)
         attributed = (
             joined
             | "JoinPersons" >> CoGroupByBucket()
-            | "Attribute" >> beam.ParDo(_Attribute()).with_outputs(STORED, SCOPES, main=CURRENT)
+            | "Attribute" >> beam.ParDo(_Attribute(self._spill)).with_outputs(STORED, SCOPES, main=CURRENT)
         )
         return {"touchpoints": attributed[CURRENT], STORED: attributed[STORED], SCOPES: attributed[SCOPES]}
 

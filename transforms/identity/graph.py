@@ -171,6 +171,10 @@ class _Observe(KnowsBlocklist, beam.DoFn):
         self._buckets = buckets
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         _key, blob = element
         table = unpack(blob)
         times = pc.cast(table.column("event_time"), pa.int64()).to_pylist()
@@ -226,6 +230,10 @@ class _MergeLinks(KnowsBlocklist, beam.DoFn):
         self._ctx = context
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, groups = element
         stored = (row for table in groups.get("stored", ()) for row in batches.datum_rows(table, LINKS_SPEC))
         merged = merge_links((r for records in groups["observed"] for r in records), stored)
@@ -267,7 +275,7 @@ class BuildGraph(beam.PTransform):
             _Observe(ctx.hash_key_source, self._extra, ctx.buckets)).with_outputs(LINKS, main=NODES)
         links = {"observed": observed[LINKS]}
         if "identity_links" in inputs:  # absent on a first run
-            links["stored"] = inputs["identity_links"] | "KeyStoredLinks" >> beam.ParDo(KeyTable("id_hash", ctx.buckets))
+            links["stored"] = inputs["identity_links"] | "KeyStoredLinks" >> beam.ParDo(KeyTable("id_hash", ctx.buckets, ctx.spill_dir))
         merged = (
             links
             | "JoinLinks" >> CoGroupByBucket()

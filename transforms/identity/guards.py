@@ -114,6 +114,10 @@ class _Judge(KnowsBlocklist, beam.DoFn):
         self._counters = {r: Metrics.counter(NAMESPACE, f"identity.quarantined.{r}") for r in REASONS}
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, groups = element
         stored = (row for table in groups.get("stored", ()) for row in batches.datum_rows(table, MAP_SPEC))
         summaries = summarize((n for records in groups["nodes"] for n in records), stored,
@@ -151,7 +155,7 @@ class JudgeIdentifiers(beam.PTransform):
     def expand(self, graph):
         inputs = {"nodes": graph["nodes"], "tells": graph["tells"]}
         if "identity_map" in graph:  # absent on a first run
-            inputs["stored"] = graph["identity_map"] | "KeyStoredNodes" >> beam.ParDo(KeyTable("id_hash", self._ctx.buckets))
+            inputs["stored"] = graph["identity_map"] | "KeyStoredNodes" >> beam.ParDo(KeyTable("id_hash", self._ctx.buckets, self._ctx.spill_dir))
         judged = (
             inputs
             | "JoinNodeEvents" >> CoGroupByBucket()

@@ -295,7 +295,7 @@ class AssignPersons(beam.PTransform):
                 {
                     "now": merges | "KeyMerges" >> beam.FlatMap(
                         lambda kv: [(k, pack(v)) for k, v in group(((old, (old, new)) for old, new in kv[1]), ctx.buckets).items()]),
-                    "before": inputs["person_merges"] | "KeyEarlierMerges" >> beam.ParDo(KeyTable("new_person_id", ctx.buckets)),
+                    "before": inputs["person_merges"] | "KeyEarlierMerges" >> beam.ParDo(KeyTable("new_person_id", ctx.buckets, ctx.spill_dir)),
                 }
                 | "JoinEarlierMerges" >> CoGroupByBucket()
                 | "Repoint" >> beam.ParDo(_Repoint(ctx))

@@ -48,6 +48,10 @@ class _WriteStaged(beam.DoFn):
         pass
 
     def process(self, element):
+        with batches.bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
         key, batch = element
         table = _table_of(batch, self._spec)
         if table.num_rows == 0:
