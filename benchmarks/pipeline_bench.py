@@ -53,6 +53,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -217,9 +218,7 @@ def build_prefix(p, plan, prefix: str):
                      buckets=plan.buckets)
     if prefix in ("identity", "experience"):
         model = plan.model if prefix == "experience" else None
-        history = batch.experience_sources(plan.warehouse, plan.staging_dir, plan.logical_date, model, plan.experience)
-        tables = batch.build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, {}, {}, model,
-                                      plan.experience, history)
+        tables = batch.build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, {}, {}, model, plan.experience)
         return _drain(tables.values(), "Bench")
     import apache_beam as beam
 
@@ -236,7 +235,7 @@ def build_prefix(p, plan, prefix: str):
     return _drain(outs, "Bench")
 
 
-def run_one(kind: str, data: str, mode: str, workers: int, work: str) -> dict:
+def run_one(kind: str, data: str, mode: str, workers: int, work: str, flags: list[str] | None = None) -> dict:
     """One measured run in this process: ``floor``, or a prefix of the batch graph (``full`` = touchline batch)."""
     import apache_beam as beam
     from apache_beam.runners.runner import PipelineState
@@ -246,7 +245,7 @@ def run_one(kind: str, data: str, mode: str, workers: int, work: str) -> dict:
 
     warehouse = os.path.join(work, "bench.duckdb")
     argv = ["--input", data, "--warehouse", warehouse, "--hash_key_source", KEY_SOURCE, "--logical_date", LOGICAL_DATE,
-            *runner_flags(mode, workers)]
+            *runner_flags(mode, workers), *(flags or [])]
     t0 = time.perf_counter()
     if kind == "full":
         result = batch.run(argv)
@@ -484,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=os.path.join("data", "bench"), help="where generated inputs are kept (default data/bench)")
     parser.add_argument("--max_rss_gb", type=float, default=16.0,
                         help="stop a run whose process tree grows beyond this many GiB (default 16; 0 = no limit)")
+    parser.add_argument("--flags", default="", help="extra `touchline batch` flags for every run, e.g. '--buckets=64'")
     parser.add_argument("--json", default=None, help="also append every result as a JSON line to this file")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", default=None, help=argparse.SUPPRESS)
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.input, args.mode, args.workers, args.work)))
+        print(json.dumps(run_one(args.one, args.input, args.mode, args.workers, args.work, shlex.split(args.flags))))
         return 0
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             for kind in kinds:
                 before = load()
-                r = measure(kind, data, mode, args.workers, max_rss_mb=int(args.max_rss_gb * 1024))
+                r = measure(kind, data, mode, args.workers, [f"--flags={args.flags}"], max_rss_mb=int(args.max_rss_gb * 1024))
                 r.update(size=size, records=records, mode=mode, run=kind, load_before=before, load_after=load())
                 results[(mode, kind)] = r
                 notes = r.get("aborted", "")

@@ -32,11 +32,13 @@ from touchline.transforms.experience import TABLES as EXPERIENCE_TABLES
 from touchline.transforms.experience import ComputeExperience, ExperienceSettings
 from touchline.transforms.experience import state_filters as experience_state_filters
 from touchline.transforms.labels import camel
-from touchline.transforms.identity import OUTPUT_TABLES, STATE_TABLES, Identity, IdentityConfig
+from touchline.transforms.identity import OUTPUT_TABLES, Identity, IdentityConfig
 from touchline.transforms.scoring.model import ScoringModel
 from touchline.transforms.batches import CHUNK_ROWS
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseSplits
+from touchline.transforms.packing import KeyTable
 from touchline.transforms.sources import ReadSources
+from touchline.transforms.warehouse.state import ReadStoredState, StateRequest
 
 from . import __version__
 from .experience_summary import summary_sections
@@ -65,16 +67,17 @@ def build_pipeline(
     tables: dict[str, ReadBigQueryTable] | None = None,
     model: ScoringModel | None = None,
     experience: ExperienceSettings | None = None,
-    experience_state: dict[str, beam.PTransform] | None = None,
+    stored: beam.PTransform | None = None,
 ) -> dict[str, beam.PCollection]:
     """Compose the batch graph; returns ``{table name: PCollection of (file key, batch)}`` -- a
     batch is an Arrow table, packed bytes of one, or a list of rows -- ready for ``stage_tables``.
 
     ``inputs`` are file patterns per source, ``tables`` BigQuery reads per channel (either or both).
-    ``state`` maps the names in ``identity.STATE_TABLES`` to sources of the stored rows, and
-    ``experience_state`` the ``history_*`` inputs of the experience stage (both from
-    ``Warehouse.read``, Arrow tables); missing state is empty (a first run). Without a ``model``
-    the graph stops after identity (used by tests of the earlier stages)."""
+    ``state`` maps names of stored inputs read at launch (``erasure_requests``,
+    ``history_survey_days``) to their sources (``Warehouse.read``: Arrow tables); ``stored`` is the
+    step that reads the rest once the run's keys are known (``ReadStoredState``, its names those of
+    ``identity.STATE_TABLES`` and the experience stage's ``history_*``); missing state is empty (a
+    first run). Without a ``model`` the graph stops after identity (used by tests of the earlier stages)."""
     identity = identity or IdentityConfig()
     parsed, dead_letters = [], []
     if inputs:
@@ -97,6 +100,9 @@ def build_pipeline(
     deduped = keyed | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
     previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
+    if stored is not None:
+        previous.update(deduped[TOUCHPOINTS] | "ReadStoredState" >> stored)
+    history = {name: previous.pop(name) for name in list(previous) if name.startswith("history_")}
     stitched = (
         {TOUCHPOINTS: deduped[TOUCHPOINTS], DEAD_LETTERS: dead_letters | "FlattenDeadLetters" >> beam.Flatten(), **previous}
         | "Identity" >> Identity(ctx, identity, history_from=ctx.logical_day - identity.lookback_days)
@@ -107,10 +113,13 @@ def build_pipeline(
     if model is None:
         out[SCOPE] = stitched[SCOPE]
         return out
-    history = {name: p | f"Read{camel(name)}" >> source for name, source in (experience_state or {}).items()}
+    kept = [stitched["stored"]] if "stored" in stitched else []
+    if "history_surveys" in history:  # other persons' answers of the read window: for the survey aggregates only
+        kept.append(history.pop("history_surveys") | "KeySurveyHistory" >> beam.ParDo(KeyTable("event_id", ctx.shuffle)))
+    if kept:
+        history["stored"] = kept[0] if len(kept) == 1 else kept | "AllStored" >> beam.Flatten()
     scored = (
-        {"touchpoints": touchpoints, "recompute_scope": stitched["scopes"],
-         **({"stored": stitched["stored"]} if "stored" in stitched else {}), **history}
+        {"touchpoints": touchpoints, "recompute_scope": stitched["scopes"], **history}
         | "Experience" >> ComputeExperience(ctx, model, experience)
     )
     # The experience stage's scope already includes identity's rows (adjusted): stage only it.
@@ -139,34 +148,48 @@ def history_since(logical_date: dt.date, identity: IdentityConfig, model: Scorin
     return min(days) if days else None
 
 
-def read_state(warehouse, staging_dir: str, logical_date: dt.date, identity: IdentityConfig,
-               model: ScoringModel | None = None, settings: ExperienceSettings | None = None) -> dict[str, beam.PTransform]:
-    """Snapshots of the stored state the identity stage needs, taken now (at launch). Empty tables
-    (a first run) are not read: a snapshot source costs several pipeline steps even when empty."""
-    state = {}
-    for name in STATE_TABLES:
-        table, where = name, None
-        if name == "history":
-            since = history_since(logical_date, identity, model, settings)
-            if since is None:
-                continue
-            table, where = "touchpoints", f"event_date >= DATE '{since.isoformat()}'"
-        if _has_rows(warehouse, table, where):
-            state[name] = warehouse.read(table, staging_dir, where=where)
-    return state
+#: stored tables read at launch, whole (small): the erasure list and the survey days already stored
+AT_LAUNCH = ("erasure_requests", "history_survey_days")
 
 
-def experience_sources(warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel | None,
-                       settings: ExperienceSettings | None) -> dict[str, beam.PTransform]:
-    """Snapshots of the stored rows the experience stage needs (its ``history_*`` inputs), taken
-    now; tables without matching rows are left out (the stage then leaves out the steps that
-    only serve them: a first run does not join its touchpoints against an empty history)."""
-    if model is None:
-        return {}
+def state_request(warehouse, logical_date: dt.date, identity: IdentityConfig, model: ScoringModel | None,
+                  settings: ExperienceSettings | None, mode: str = "affected") -> StateRequest:
+    """What this run reads of the stored state once its keys are known (see
+    ``touchline.transforms.warehouse.state``): reads of tables without rows in their window are
+    left out (a first run reads nothing, and its graph has none of the steps that only serve them)."""
+    logical_day = (logical_date - dt.date(1970, 1, 1)).days
+    since = history_since(logical_date, identity, model, settings)
+    settings = settings or ExperienceSettings()
+    window = settings.window_start(logical_day, model) if model is not None else None
+    earliest = settings.earliest_day(logical_day) if model is not None else None
+    checks = {"identity_map": ("identity_map", None), "identity_links": ("identity_links", None),
+              "person_merges": ("person_merges", None)}
+    if mode == "affected":
+        checks["identity_excluded"] = ("identity_map", "status = 'quarantined'")
+    if since is not None:
+        checks["history"] = ("touchpoints", f"event_date >= DATE '{since.isoformat()}'")
+    if model is not None:
+        filters = experience_state_filters(logical_date, model, settings)
+        checks.update({name: filters[name] for name in ("history_daily", "history_current")})
+        if mode == "affected":
+            start = dt.date(1970, 1, 1) + dt.timedelta(days=window)
+            checks["history_surveys"] = ("touchpoints", f"event_date >= DATE '{start.isoformat()}' AND survey_kind IS NOT NULL")
+    names = tuple(name for name, (table, where) in checks.items() if _has_rows(warehouse, table, where))
+    return StateRequest(names=names, mode=mode, history_since=None if since is None else (since - dt.date(1970, 1, 1)).days,
+                        window=window, earliest=earliest)
+
+
+def launch_sources(warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel | None,
+                   settings: ExperienceSettings | None) -> dict[str, beam.PTransform]:
+    """Snapshots of the small stored tables read whole at launch (:data:`AT_LAUNCH`); tables
+    without matching rows are left out."""
     sources = {}
-    for name, (table, where) in experience_state_filters(logical_date, model, settings or ExperienceSettings()).items():
+    if _has_rows(warehouse, "erasure_requests", None):
+        sources["erasure_requests"] = warehouse.read("erasure_requests", staging_dir)
+    if model is not None:
+        table, where = experience_state_filters(logical_date, model, settings or ExperienceSettings())["history_survey_days"]
         if _has_rows(warehouse, table, where):
-            sources[name] = warehouse.read(table, staging_dir, where=where)
+            sources["history_survey_days"] = warehouse.read(table, staging_dir, where=where)
     return sources
 
 
@@ -270,13 +293,14 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     warehouse.init()
     _clear(plan.staging_dir)
     started = time.time()
-    state = read_state(warehouse, plan.staging_dir, plan.logical_date, plan.identity, plan.model, plan.experience)
+    launch = launch_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
+    request = state_request(warehouse, plan.logical_date, plan.identity, plan.model, plan.experience, plan.state)
+    stored = ReadStoredState(warehouse.url, request, plan.staging_dir) if request.names else None
     p = beam.Pipeline(options=options)
     table_reads = {channel: ReadBigQueryTable(source, plan.bigquery, plan.read_streams, plan.bigquery.project)
                    for channel, source in plan.tables.items()}
-    history = experience_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
-    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, state, table_reads,
-                            plan.model, plan.experience, history)
+    tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, launch, table_reads,
+                            plan.model, plan.experience, stored=stored)
     run_row = {
         "run_id": plan.run_id,
         "pipeline": "batch",
@@ -293,6 +317,7 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     commit = CommitRun(warehouse.url, plan.staging_dir, tuple(tables), run_row) if in_pipeline else None
     stage_tables(tables, warehouse, plan.staging_dir, commit)
     launched = time.time()
+    warehouse.close()  # the stored-state step opens the warehouse itself (DuckDB: one writer per file)
     result = p.run()
     state = result.wait_until_finish()  # returns at once when only a template was created
     if state != PipelineState.DONE:
@@ -324,4 +349,5 @@ def run(argv: list[str], prog: str = "touchline batch") -> RunResult:
         plan.warehouse.close()
 
 
-__all__ = ["build_pipeline", "CommitRun", "commits_in_pipeline", "stage_tables", "read_state", "experience_sources", "run", "run_plan", "RunResult", "ConfigError", "TABLES", "camel", "counters"]
+__all__ = ["build_pipeline", "CommitRun", "commits_in_pipeline", "stage_tables", "state_request", "launch_sources", "run", "run_plan",
+           "RunResult", "ConfigError", "TABLES", "camel", "counters"]

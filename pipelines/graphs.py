@@ -25,10 +25,11 @@ def _options(*flags: str) -> PipelineOptions:
 def batch_graph() -> beam.Pipeline:
     from touchline.transforms import channels
     from touchline.transforms.context import RunContext
-    from touchline.transforms.experience import ExperienceSettings, state_filters
-    from touchline.transforms.identity import STATE_TABLES, IdentityConfig
+    from touchline.transforms.experience import ExperienceSettings
+    from touchline.transforms.identity import IdentityConfig
     from touchline.transforms.scoring.model import load_model
     from touchline.transforms.warehouse.bigquery import BigQueryWarehouse
+    from touchline.transforms.warehouse.state import SHAPES, ReadStoredState, StateRequest
 
     from . import batch
 
@@ -37,10 +38,13 @@ def batch_graph() -> beam.Pipeline:
     p = beam.Pipeline(options=_options())
     inputs = {name: [f"gs://bucket/events/{name}/*"] for name in channels.names()}
     # a steady-state run (stored state present): every state and history read is in the graph
-    state = {name: beam.Create([]) for name in STATE_TABLES}
-    history = {name: beam.Create([]) for name in state_filters(LOGICAL_DATE, model, settings)}
-    tables = batch.build_pipeline(p, inputs, ctx, 64 << 20, IdentityConfig(), state, None, model, settings, history)
     warehouse = BigQueryWarehouse("project", "touchline")
+    state = {name: beam.Create([]) for name in batch.AT_LAUNCH}
+    day = ctx.logical_day
+    request = StateRequest(names=tuple(SHAPES), history_since=day - 30, window=settings.window_start(day, model),
+                           earliest=settings.earliest_day(day))
+    stored = ReadStoredState(warehouse.url, request, "gs://bucket/touchline-staging/graph")
+    tables = batch.build_pipeline(p, inputs, ctx, 64 << 20, IdentityConfig(), state, None, model, settings, stored)
     run_row = {"run_id": "graph", "metrics": []}
     batch.stage_tables(tables, warehouse, "gs://bucket/touchline-staging/graph",
                        batch.CommitRun(warehouse.url, "gs://bucket/touchline-staging/graph", tuple(tables), run_row))

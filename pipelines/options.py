@@ -108,6 +108,11 @@ class BatchOptions(PipelineOptions):
                                  "launcher exits once the job exists). auto (default) = pipeline with --template_location.")
         parser.add_argument("--split_mb", type=int, default=64,
                             help="Read files in ranges of this many MiB so large files are read in parallel (default 64).")
+        parser.add_argument("--state", default="affected", choices=("affected", "full"),
+                            help="Which stored rows a run reads: affected (default: the identity graph of the persons "
+                                 "this run's identifiers touch, their touchpoints and scores; docs/warehouse.md) or full "
+                                 "(every row in the windows, as a from-scratch recompute: after changing --identity_degree_caps "
+                                 "or --blocklist_file, so the whole stored graph is judged again).")
         parser.add_argument("--shuffle_spill", default="auto", choices=("auto", "on", "off"),
                             help="Carry the large batches of every shuffle as files under the staging folder, with only "
                                  "their paths going through the runner (auto, the default: on for the local DirectRunner, "
@@ -243,6 +248,8 @@ class BatchPlan:
     buckets: int = 8
     #: spill shuffled batches to files under the staging folder (see touchline.transforms.packing)
     spill: bool = False
+    #: which stored rows the run reads: affected or full (see touchline.transforms.warehouse.state)
+    state: str = "affected"
     files: dict[str, list[tuple[str, int, float]]] = field(default_factory=dict)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     #: scoring model and journey/score settings (None only in plans built by hand for tests)
@@ -517,6 +524,7 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
     if batch.buckets < 0:
         raise ConfigError(f"--buckets must be positive (or 0 for automatic), got {batch.buckets}", "use e.g. --buckets=64")
     plan.buckets = batch.buckets or default_buckets(options, sum(size for files in plan.files.values() for _, size, _ in files))
+    plan.state = batch.state
     plan.spill = batch.shuffle_spill == "on" or (batch.shuffle_spill == "auto" and runner in ("DirectRunner", "direct"))
     plan.tables, plan.bigquery = resolve_tables(options, list(table_channels), plan.logical_date)
     plan.read_streams = batch.bigquery_read_streams

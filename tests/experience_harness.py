@@ -145,13 +145,13 @@ def run_stage(warehouse_path: str, touchpoints: list[dict], logical_date: dt.dat
         os.makedirs(staging_dir, exist_ok=True)
         source = os.path.join(staging_dir, "_input_touchpoints.parquet")
         pq.write_table(pa.Table.from_pylist(list(touchpoints), schema=arrow_schema(schemas.table_schema("touchpoints"))), source)
-        tps = p | "Touchpoints" >> ReadSnapshot("touchpoints", [source]) | "KeyRun" >> beam.ParDo(KeyTable("event_id", ctx.buckets))
+        tps = p | "Touchpoints" >> ReadSnapshot("touchpoints", [source]) | "KeyRun" >> beam.ParDo(KeyTable("event_id", ctx.shuffle))
         # what identity hands on as stored: the stored touchpoints of the read window this run does not have
         window = dt.date(1970, 1, 1) + dt.timedelta(days=settings.window_start(ctx.logical_day, model))
         run_ids = frozenset(tp["event_id"] for tp in touchpoints)
         stored = (p | "ReadStored" >> wh.read("touchpoints", staging_dir, f"event_date >= DATE '{window.isoformat()}'")
                   | "NotInRun" >> beam.Map(lambda t: t.filter(pc.invert(pc.is_in(t.column("event_id"), value_set=pa.array(sorted(run_ids), pa.string())))))
-                  | "KeyStored" >> beam.ParDo(KeyTable("event_id", ctx.buckets)))
+                  | "KeyStored" >> beam.ParDo(KeyTable("event_id", ctx.shuffle)))
         inputs = {"touchpoints": tps, "stored": stored, **state}
         if scope is not None:
             inputs["recompute_scope"] = p | "IdentityScope" >> beam.Create([[(r["person_id"], r["from_date"]) for r in scope]], reshuffle=False)

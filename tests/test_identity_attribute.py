@@ -22,7 +22,7 @@ def test_current_touchpoints_get_their_person_and_history_moves_only_when_it_cha
 
     from touchline.transforms import batches
     from touchline.transforms.identity.attribute import IN_RUN, AttributeTouchpoints
-    from touchline.transforms.packing import pack
+    from touchline.transforms.packing import Shuffle, pack
 
     from .batch_io import TOUCHPOINT, ToRows, full_touchpoint
     from .conftest import beam_pipeline
@@ -45,7 +45,7 @@ def test_current_touchpoints_get_their_person_and_history_moves_only_when_it_cha
             "persons": p | "P" >> beam.Create([(batches.bucket(e1, buckets), pack([(e1, "p_1")])),
                                                (batches.bucket(c1, buckets), pack([(c1, "p_1")]))]),
             "excluded": p | "X" >> beam.Create([]),
-        } | AttributeTouchpoints(buckets)
+        } | AttributeTouchpoints(Shuffle(buckets))
         assert_that(out["touchpoints"] | "Rows" >> ToRows("touchpoints") | beam.Map(lambda r: (r["event_id"], r["person_id"], r["role"])),
                     equal_to([("now", "p_1", "employee"), ("moved", "p_1", "customer")]), label="Attributed")
         assert_that(out["stored"] | "StoredRows" >> ToRows("touchpoints") | "Ids" >> beam.Map(lambda r: (r["event_id"], r["person_id"])),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from .packing import Shuffle
+
 EPOCH_DATE = dt.date(1970, 1, 1)
 
 
@@ -18,6 +20,11 @@ class RunContext:
     buckets: int = 32
     #: where shuffled tables are spilled to files (see touchline.transforms.packing); None: inline
     spill_dir: str | None = None
+
+    @property
+    def shuffle(self):
+        """How this run's batches cross shuffles (buckets, spill folder)."""
+        return Shuffle(self.buckets, self.spill_dir)
 
     @property
     def logical_day(self) -> int:

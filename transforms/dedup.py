@@ -24,7 +24,7 @@ from . import batches
 from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
-from .packing import GroupBuckets, pack
+from .packing import GroupBuckets
 from .parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS
 
 CONFLICT = "conflicting_duplicate"
@@ -129,7 +129,7 @@ class _Deduplicate(beam.DoFn):
         unique, losers, duplicates = deduplicate(batches.concat(tables))
         for name, n in duplicates.items():
             self._count("duplicates", name, n)
-        yield key, pack(unique, self._ctx.spill_dir)
+        yield key, self._ctx.shuffle.pack(unique)
         if losers:
             dead = []
             for loser, winner in losers:

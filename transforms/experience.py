@@ -58,12 +58,11 @@ from apache_beam.metrics import Metrics
 
 from .. import schemas
 from . import batches
-from .batches import group
 from .context import RunContext
 from .errors import Redactor, dead_letter
 from .identifiers import Hasher, resolve_key
 from .journeys import MICROS_PER_DAY, MICROS_PER_HOUR, Journey, JourneyRules, analyze, journey_row
-from .packing import CoGroupByBucket, KeyTable, pack, unpack
+from .packing import CoGroupByBucket, KeyTable, Shuffle, unpack
 from .scoring.combined import combined_row
 from .scoring.cumulative import State
 from .scoring.daily import current_row, daily_row, fold, prev_state_from_row, state_from_row
@@ -284,11 +283,10 @@ class _KeyByPerson(beam.DoFn):
     unattributed ones (no person) are left out (counted when they are this run's). Stored
     touchpoints (``is_run`` 0) older than the read window are left out too."""
 
-    def __init__(self, is_run: int, buckets: int, window: int | None = None, spill_dir: str | None = None):
+    def __init__(self, is_run: int, shuffle: Shuffle, window: int | None = None):
         self._is_run = is_run
-        self._buckets = buckets
+        self._shuffle = shuffle
         self._window = window
-        self._spill = spill_dir
 
     def setup(self):
         self._unattributed = Metrics.counter(METRICS, "unattributed")
@@ -309,13 +307,11 @@ class _KeyByPerson(beam.DoFn):
                 self._unattributed.inc(missing)
             table = table.filter(pc.is_valid(persons))
         if table.num_rows:
-            for key, piece in batches.split(table, batches.buckets_of(table.column("person_id").to_pylist(), self._buckets)):
-                yield key, pack(piece, self._spill)
+            yield from self._shuffle.split(table, table.column("person_id").to_pylist())
 
 
-def _scopes_by_person(pairs, buckets: int):
-    for key, records in group(((person, (person, day)) for person, day in pairs), buckets).items():
-        yield key, pack(records)
+def _scopes_by_person(pairs, shuffle: Shuffle):
+    yield from shuffle.keyed((person, (person, day)) for person, day in pairs)
 
 
 class _ScorePersons(beam.DoFn):
@@ -444,18 +440,18 @@ class ComputeExperience(beam.PTransform):
         # This run's touchpoints are one per event_id (deduplicated; identity re-emits a stored one
         # only when this run does not have it) and always win over a stored version; the stored
         # ones come from identity without the events this run has (or re-attributed).
-        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1, ctx.buckets, spill_dir=ctx.spill_dir))}
+        keyed = {"touchpoints": run | "KeyByPerson" >> beam.ParDo(_KeyByPerson(1, ctx.shuffle))}
         answers = [run | "RunSurveyStats" >> beam.FlatMap(_survey_stats)]
         if "stored" in inputs:  # absent: nothing stored in the read window (a first run)
-            keyed["stored"] = inputs["stored"] | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0, ctx.buckets, window, ctx.spill_dir))
+            keyed["stored"] = inputs["stored"] | "KeyStoredByPerson" >> beam.ParDo(_KeyByPerson(0, ctx.shuffle, window))
             answers.append(inputs["stored"] | "StoredSurveyStats" >> beam.FlatMap(_survey_stats, window))
         if "recompute_scope" in inputs:
-            keyed["scope"] = inputs["recompute_scope"] | "KeyScopeByPerson" >> beam.FlatMap(_scopes_by_person, ctx.buckets)
+            keyed["scope"] = inputs["recompute_scope"] | "KeyScopeByPerson" >> beam.FlatMap(_scopes_by_person, ctx.shuffle)
         # stored scores: absent when nothing is stored (a first run)
         if "history_daily" in inputs:
-            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets, ctx.spill_dir))
+            keyed["daily"] = inputs["history_daily"] | "KeyDailyByPerson" >> beam.ParDo(KeyTable("person_id", ctx.shuffle))
         if "history_current" in inputs:
-            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.ParDo(KeyTable("person_id", ctx.buckets, ctx.spill_dir))
+            keyed["current"] = inputs["history_current"] | "KeyCurrentByPerson" >> beam.ParDo(KeyTable("person_id", ctx.shuffle))
         scored = (
             keyed
             | "GroupByPerson" >> CoGroupByBucket()

@@ -31,7 +31,8 @@ import os
 import pickle
 import struct
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
@@ -95,6 +96,28 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
+@dataclass(frozen=True)
+class Shuffle:
+    """How a step's batches cross the next shuffle: into how many buckets, spilled where (None:
+    inline). Steps take one (``RunContext.shuffle``) instead of a bucket count."""
+
+    buckets: int = 32
+    spill_dir: str | None = None
+
+    def pack(self, value: Any) -> bytes:
+        return pack(value, self.spill_dir)
+
+    def keyed(self, items: Iterable[tuple[str, Any]]) -> Iterator[tuple[int, bytes]]:
+        """``(key, record)`` pairs -> ``(bucket, packed [records])`` per bucket."""
+        for bucket, records in batches.group(items, self.buckets).items():
+            yield bucket, self.pack(records)
+
+    def split(self, table: pa.Table, keys: Iterable[str]) -> Iterator[tuple[int, bytes]]:
+        """A table -> ``(bucket, packed rows)`` per bucket of its rows' ``keys``."""
+        for bucket, piece in batches.split(table, batches.buckets_of(keys, self.buckets)):
+            yield bucket, self.pack(piece)
+
+
 class _Tag(beam.DoFn):
     def __init__(self, index: int):
         self._index = index
@@ -134,15 +157,12 @@ class CoGroupByBucket(beam.PTransform):
 class KeyTable(beam.DoFn):
     """A table of stored rows -> ``(bucket of column, packed rows of that bucket)``."""
 
-    def __init__(self, column: str, buckets: int, spill_dir: str | None = None):
+    def __init__(self, column: str, shuffle: Shuffle):
         self._column = column
-        self._buckets = buckets
-        self._spill = spill_dir
+        self._shuffle = shuffle
 
     def process(self, table):
-        keys = batches.buckets_of(table.column(self._column).to_pylist(), self._buckets)
-        for key, piece in batches.split(table, keys):
-            yield key, pack(piece, self._spill)
+        yield from self._shuffle.split(table, table.column(self._column).to_pylist())
 
 
 class GroupBuckets(beam.PTransform):
@@ -156,4 +176,4 @@ class GroupBuckets(beam.PTransform):
         )
 
 
-__all__ = ["CoGroupByBucket", "GroupBuckets", "KeyTable", "pack", "unpack"]
+__all__ = ["CoGroupByBucket", "GroupBuckets", "KeyTable", "Shuffle", "pack", "unpack"]

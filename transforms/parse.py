@@ -25,7 +25,6 @@ from .batches import CHUNK_ROWS
 from .context import RunContext
 from .errors import Redactor, TouchpointError, dead_letter
 from .identifiers import Hasher, resolve_key
-from .packing import pack
 from .validate import Conformer
 
 TOUCHPOINTS = "touchpoints"
@@ -210,9 +209,7 @@ class ParseSplits(beam.DoFn):
         if not touchpoints:
             return
         table = batches.from_rows(touchpoints, self._spec)
-        keys = batches.buckets_of((tp["event_id"] for tp in touchpoints), self._ctx.buckets)
-        for key, piece in batches.split(table, keys):
-            yield key, pack(piece, self._ctx.spill_dir)
+        yield from self._ctx.shuffle.split(table, (tp["event_id"] for tp in touchpoints))
 
 
 class ParseTouchpoints(beam.PTransform):

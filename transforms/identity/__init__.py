@@ -29,7 +29,7 @@ import apache_beam as beam
 from ... import schemas
 from ..context import RunContext
 from ..labels import camel
-from ..packing import pack, unpack
+from ..packing import unpack
 from .attribute import SCOPES, STORED, AttributeTouchpoints, MarkReplayed
 from .config import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig
 from .erasure import DropErasedDeadLetters, StripErased, erased_hashes
@@ -39,15 +39,16 @@ from .stitch import StitchPersons
 __all__ = ["Identity", "StitchPersons", "IdentityConfig", "STATE_TABLES", "OUTPUT_TABLES", "DEFAULT_DEGREE_CAPS",
            "DEFAULT_LOOKBACK_DAYS", "parse_blocklist"]
 
-#: Stored tables the stitching reads at launch (``history`` is ``touchpoints`` of the lookback window).
-STATE_TABLES = ("identity_map", "identity_links", "person_merges", "erasure_requests", "history")
+#: Stored inputs of the stage (``history``: ``touchpoints`` of the lookback window; ``identity_excluded``:
+#: ``identity_map`` rows of quarantined identifiers the run's graph reaches but does not judge again).
+STATE_TABLES = ("identity_map", "identity_links", "person_merges", "erasure_requests", "history", "identity_excluded")
 #: Tables it writes (plus ``touchpoints`` and ``dead_letters``, passed through).
 OUTPUT_TABLES = ("identity_map", "identity_links", "identity_quarantine", "person_merges", schemas.RECOMPUTE_SCOPE)
 
 
-def _event_ids(element):
+def _event_ids(element, shuffle):
     key, blob = element
-    yield key, pack(unpack(blob).column("event_id").to_pylist())
+    yield key, shuffle.pack(unpack(blob).column("event_id").to_pylist())
 
 
 def _scope_rows(rows):
@@ -89,26 +90,26 @@ class Identity(beam.PTransform):
         erased = None
         if "erasure_requests" in inputs:
             erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.FlatMap(erased_hashes))
-            touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(spill_dir=ctx.spill_dir), erased)
+            touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(ctx.shuffle), erased)
             dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(), erased)
         history = None
         if "history" in inputs:
             history = (
-                {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids), "stored": inputs["history"]}
-                | "MarkReplayed" >> MarkReplayed(ctx.buckets, ctx.spill_dir)
+                {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids, ctx.shuffle), "stored": inputs["history"]}
+                | "MarkReplayed" >> MarkReplayed(ctx.shuffle)
             )
             if erased is not None:
-                history = history | "StripHistory" >> beam.ParDo(StripErased(history=True, spill_dir=ctx.spill_dir), erased)
+                history = history | "StripHistory" >> beam.ParDo(StripErased(ctx.shuffle, history=True), erased)
         stitched = (
             {"touchpoints": touchpoints,
-             **{name: inputs[name] for name in ("identity_map", "identity_links", "person_merges") if name in inputs}}
+             **{name: inputs[name] for name in ("identity_map", "identity_links", "person_merges", "identity_excluded")
+                if name in inputs}}
             | "Stitch" >> StitchPersons(ctx, config)
         )
         attributed = (
             {"touchpoints": touchpoints, "persons": stitched["persons"], "excluded": stitched["excluded"],
              **({"history": history} if history is not None else {})}
-            | "Attribute" >> AttributeTouchpoints(ctx.buckets, self._history_from, attribute=config.lookback_days > 0,
-                                                   spill_dir=ctx.spill_dir)
+            | "Attribute" >> AttributeTouchpoints(ctx.shuffle, self._history_from, attribute=config.lookback_days > 0)
         )
         scopes = [stitched["scopes"]]
         if history is not None:

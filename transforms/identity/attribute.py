@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from .. import batches
-from ..packing import CoGroupByBucket, KeyTable, pack, unpack
+from ..packing import CoGroupByBucket, KeyTable, Shuffle, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .erasure import ERASED
@@ -63,8 +63,8 @@ class _MarkReplayed(beam.DoFn):
     """(bucket of event_id, {run: [event ids of this run], stored: [stored touchpoint tables]}) ->
     (bucket, packed stored touchpoints with ``_in_run``)."""
 
-    def __init__(self, spill_dir: str | None = None):
-        self._spill = spill_dir
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, element):
         key, groups = element
@@ -72,24 +72,23 @@ class _MarkReplayed(beam.DoFn):
             return
         stored = batches.concat(groups["stored"])
         run = pa.array([e for ids in groups["run"] for e in ids], pa.string())
-        yield key, pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)), self._spill)
+        yield key, self._shuffle.pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)))
 
 
 class MarkReplayed(beam.PTransform):
     """{run: (bucket of event_id, packed event id lists of this run), stored: stored touchpoint
     tables} -> (bucket, packed stored touchpoints with ``_in_run``: this run has the event too)."""
 
-    def __init__(self, buckets: int, spill_dir: str | None = None):
+    def __init__(self, shuffle: Shuffle):
         super().__init__()
-        self._buckets = buckets
-        self._spill = spill_dir
+        self._shuffle = shuffle
 
     def expand(self, inputs):
-        stored = inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._buckets, self._spill))
+        stored = inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._shuffle))
         return (
             {"run": inputs["run"], "stored": stored}
             | "JoinRunEventIds" >> CoGroupByBucket()
-            | "Mark" >> beam.ParDo(_MarkReplayed(self._spill))
+            | "Mark" >> beam.ParDo(_MarkReplayed(self._shuffle))
         )
 
 
@@ -100,13 +99,11 @@ class _Key(beam.DoFn):
     ``history`` (stored touchpoints: with ``attribute``, those from ``history_from`` on (None: all)
     that are not erased take part; the others keep a null key and ``_attribute`` false)."""
 
-    def __init__(self, origin: str, buckets: int, history_from: int | None = None, attribute: bool = True,
-                 spill_dir: str | None = None):
+    def __init__(self, origin: str, shuffle: Shuffle, history_from: int | None = None, attribute: bool = True):
         self._origin = origin
-        self._buckets = buckets
+        self._shuffle = shuffle
         self._from = history_from
         self._attribute = attribute
-        self._spill = spill_dir
 
     def setup(self):
         self._excluded = SetCache()
@@ -135,9 +132,7 @@ class _Key(beam.DoFn):
             table = table.append_column(ATTRIBUTE, pa.array(take, pa.bool_()))
         event_ids = table.column("event_id").to_pylist()
         table = table.append_column(KEY, pa.array(keys, pa.string()))
-        routing = batches.buckets_of((k if k is not None else e for k, e in zip(keys, event_ids)), self._buckets)
-        for key, piece in batches.split(table, routing):
-            yield key, pack(piece, self._spill)
+        yield from self._shuffle.split(table, (k if k is not None else e for k, e in zip(keys, event_ids)))
 
     def _count_unattributed(self, table, keys):
         missing = [i for i, k in enumerate(keys) if k is None]
@@ -162,8 +157,8 @@ class _Attribute(beam.DoFn):
     this run's and the re-attributed stored ones); tagged: ``stored`` (stored touchpoints neither
     moved nor replayed by this run, as stored) and ``scopes`` (lists of (person_id, day))."""
 
-    def __init__(self, spill_dir: str | None = None):
-        self._spill = spill_dir
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
@@ -205,9 +200,9 @@ class _Attribute(beam.DoFn):
                         scopes.append((after, day))
             kept = history.filter(pc.invert(pc.or_(moved, replayed)))
             if kept.num_rows:
-                yield beam.pvalue.TaggedOutput(STORED, (key, pack(_drop_helpers(kept), self._spill)))
+                yield beam.pvalue.TaggedOutput(STORED, (key, self._shuffle.pack(_drop_helpers(kept))))
         if out:
-            yield key, pack(batches.concat(out), self._spill)
+            yield key, self._shuffle.pack(batches.concat(out))
         if scopes:
             yield beam.pvalue.TaggedOutput(SCOPES, scopes)
 
@@ -219,26 +214,25 @@ class AttributeTouchpoints(beam.PTransform):
         stored: (bucket, packed) the other stored touchpoints, scopes: lists of (person_id, day)}.
     Without ``history`` (a first run) the stored touchpoints' steps are left out."""
 
-    def __init__(self, buckets: int, history_from: int | None = None, attribute: bool = True, spill_dir: str | None = None):
+    def __init__(self, shuffle: Shuffle, history_from: int | None = None, attribute: bool = True):
         super().__init__()
-        self._buckets = buckets
+        self._shuffle = shuffle
         self._from = history_from
         self._attribute = attribute
-        self._spill = spill_dir
 
     def expand(self, inputs):
         excluded = beam.pvalue.AsList(inputs["excluded"])
         joined = {
             "person": inputs["persons"],
-            "touchpoints": inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT, self._buckets, spill_dir=self._spill), excluded),
+            "touchpoints": inputs["touchpoints"] | "KeyCurrent" >> beam.ParDo(_Key(CURRENT, self._shuffle), excluded),
         }
         if "history" in inputs:
             joined[HISTORY] = inputs["history"] | "KeyHistory" >> beam.ParDo(
-                _Key(HISTORY, self._buckets, self._from, self._attribute, self._spill), excluded)
+                _Key(HISTORY, self._shuffle, self._from, self._attribute), excluded)
         attributed = (
             joined
             | "JoinPersons" >> CoGroupByBucket()
-            | "Attribute" >> beam.ParDo(_Attribute(self._spill)).with_outputs(STORED, SCOPES, main=CURRENT)
+            | "Attribute" >> beam.ParDo(_Attribute(self._shuffle)).with_outputs(STORED, SCOPES, main=CURRENT)
         )
         return {"touchpoints": attributed[CURRENT], STORED: attributed[STORED], SCOPES: attributed[SCOPES]}
 

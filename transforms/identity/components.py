@@ -45,8 +45,7 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ..batches import group
-from ..packing import GroupBuckets, pack, unpack
+from ..packing import GroupBuckets, Shuffle, unpack
 from ..parse import NAMESPACE
 
 POINTERS = "pointers"
@@ -80,28 +79,27 @@ def _picker(round_no: int, rank_chars: int):
     return pick
 
 
-def _directed(edges: Iterable[tuple[str, str]], buckets: int) -> dict[int, list]:
-    """Edges -> both directions ``(src, dst)`` grouped by the bucket of ``src`` (self-loops dropped)."""
-    return group(((x, (x, y)) for a, b in edges if a != b for x, y in ((a, b), (b, a))), buckets)
+def _directed(edges: Iterable[tuple[str, str]], shuffle: Shuffle):
+    """Edges -> both directions ``(src, dst)``, packed per bucket of ``src`` (self-loops dropped)."""
+    return shuffle.keyed((x, (x, y)) for a, b in edges if a != b for x, y in ((a, b), (b, a)))
 
 
 class _BothDirections(beam.DoFn):
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, edges):
-        for key, records in _directed(edges, self._buckets).items():
-            yield key, pack(records)
+        yield from _directed(edges, self._shuffle)
 
 
 class _PickMin(beam.DoFn):
     """(bucket, [directed edges (u, v)]) -> for every node u of the bucket and neighbour v, ``(v, u,
     p(u))`` keyed by the bucket of v."""
 
-    def __init__(self, round_no: int, rank_chars: int, buckets: int):
+    def __init__(self, round_no: int, rank_chars: int, shuffle: Shuffle):
         self._round = round_no
         self._rank = rank_chars
-        self._buckets = buckets
+        self._shuffle = shuffle
 
     def setup(self):
         self._nodes = Metrics.counter(NAMESPACE, f"identity.cc.round_{self._round:02d}_nodes")
@@ -120,18 +118,17 @@ class _PickMin(beam.DoFn):
         for u, others in neighbours.items():
             target = pick([u, *others])
             told.extend((v, (v, u, target)) for v in others)
-        for key, records in group(told, self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed(told)
 
 
 class _Contract(beam.DoFn):
     """(bucket, [(v, u, p(u))]) -> pointers v -> p(v) (tagged, a list) and contracted edges
     (p(u), p(v)) in both directions, keyed by the bucket of their source."""
 
-    def __init__(self, round_no: int, rank_chars: int, buckets: int):
+    def __init__(self, round_no: int, rank_chars: int, shuffle: Shuffle):
         self._round = round_no
         self._rank = rank_chars
-        self._buckets = buckets
+        self._shuffle = shuffle
 
     def process(self, element):
         _key, lists = element
@@ -159,28 +156,27 @@ class _Contract(beam.DoFn):
                         edges.append(edge)
         if pointers:
             yield beam.pvalue.TaggedOutput(POINTERS, pointers)
-        for key, records in _directed(edges, self._buckets).items():
-            yield key, pack(records)
+        yield from _directed(edges, self._shuffle)
 
 
 class _ContractRound(beam.PTransform):
-    def __init__(self, round_no: int, rank_chars: int, buckets: int):
+    def __init__(self, round_no: int, rank_chars: int, shuffle: Shuffle):
         super().__init__()
         self._round = round_no
         self._rank = rank_chars
-        self._buckets = buckets
+        self._shuffle = shuffle
 
     def expand(self, pairs):
         """pairs: (bucket, packed directed edges): every edge in both directions."""
         told = (
             pairs
             | "GroupNeighbours" >> GroupBuckets()
-            | "PickMin" >> beam.ParDo(_PickMin(self._round, self._rank, self._buckets))
+            | "PickMin" >> beam.ParDo(_PickMin(self._round, self._rank, self._shuffle))
         )
         out = (
             told
             | "GroupTold" >> GroupBuckets()
-            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank, self._buckets)).with_outputs(POINTERS, main=EDGES)
+            | "Contract" >> beam.ParDo(_Contract(self._round, self._rank, self._shuffle)).with_outputs(POINTERS, main=EDGES)
         )
         return out[EDGES], out[POINTERS]
 
@@ -213,12 +209,12 @@ def union_find(edges: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]],
     return pointers, count
 
 
-def _residual(element):
+def _residual(element, shuffle: Shuffle):
     """(bucket, packed directed edges) -> the edges (a < b) still active after the last round, all on one key."""
     _key, blob = element
     edges = [e for e in unpack(blob) if e[0] < e[1]]
     if edges:
-        yield 0, pack(edges)
+        yield 0, shuffle.pack(edges)
 
 
 class _UnionFind(beam.DoFn):
@@ -239,16 +235,15 @@ class _TellBothWays(beam.DoFn):
     """Pointers (node, parent) -> each told to its parent (as a child) and to its node (as its
     parent), keyed by the bucket of who is told."""
 
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, pointers):
         told = []
         for node, parent in pointers:
             told.append((parent, (parent, True, node)))
             told.append((node, (node, False, parent)))
-        for key, records in group(told, self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed(told)
 
 
 def _jump(element):
@@ -285,26 +280,27 @@ class ConnectedComponents(beam.PTransform):
     ``max_rounds`` contraction rounds are unrolled (stable step labels ``Round01`` ...), then the
     residual is finished exactly. ``rank_chars`` leading characters of a node id are compared before
     the random order (strong nodes absorb weak ones first). Every round's shuffles move edge
-    batches keyed by the bucket of a node (``buckets`` of them).
+    batches keyed by the bucket of a node (``buckets`` of them; spilled to files under ``spill_dir``).
     """
 
-    def __init__(self, max_rounds: int = DEFAULT_MAX_ROUNDS, rank_chars: int = 0, buckets: int = 32):
+    def __init__(self, max_rounds: int = DEFAULT_MAX_ROUNDS, rank_chars: int = 0, buckets: int = 32,
+                 spill_dir: str | None = None):
         super().__init__()
         if max_rounds < 0:
             raise ValueError("max_rounds must be >= 0")
         self._rounds = max_rounds
         self._rank = rank_chars
-        self._buckets = buckets
+        self._shuffle = Shuffle(buckets, spill_dir)
 
     def expand(self, edges):
-        active = edges | "BothDirections" >> beam.ParDo(_BothDirections(self._buckets))
+        active = edges | "BothDirections" >> beam.ParDo(_BothDirections(self._shuffle))
         levels = []
         for r in range(1, self._rounds + 1):
-            active, pointers = active | f"Round{r:02d}" >> _ContractRound(r, self._rank, self._buckets)
+            active, pointers = active | f"Round{r:02d}" >> _ContractRound(r, self._rank, self._shuffle)
             levels.append(pointers)
         residual = (
             active
-            | "KeyResidual" >> beam.FlatMap(_residual)
+            | "KeyResidual" >> beam.FlatMap(_residual, self._shuffle)
             | "GroupResidual" >> GroupBuckets()
             | "FinishResidual" >> beam.ParDo(_UnionFind())
         )
@@ -315,7 +311,7 @@ class ConnectedComponents(beam.PTransform):
         for step in range(1, doubling_steps(self._rounds + 1) + 1):
             pointers = (
                 pointers
-                | f"TellBothWays{step:02d}" >> beam.ParDo(_TellBothWays(self._buckets))
+                | f"TellBothWays{step:02d}" >> beam.ParDo(_TellBothWays(self._shuffle))
                 | f"GroupFamily{step:02d}" >> GroupBuckets()
                 | f"Jump{step:02d}" >> beam.FlatMap(_jump)
             )

@@ -19,8 +19,7 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ..batches import group
-from ..packing import GroupBuckets, pack
+from ..packing import GroupBuckets, Shuffle
 from ..parse import NAMESPACE
 from .graph import is_unique, priority
 
@@ -86,8 +85,8 @@ class _FindConflicts(beam.DoFn):
     components without a conflict); members of conflicting components tagged, one by one (they are
     few: direct conflicts were quarantined by the guards)."""
 
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, element):
         key, lists = element
@@ -99,12 +98,12 @@ class _FindConflicts(beam.DoFn):
             else:
                 resolved.extend(members)
         if resolved:
-            yield key, pack(resolved)
+            yield key, self._shuffle.pack(resolved)
 
 
 class _Split(beam.DoFn):
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def setup(self):
         self._components = Metrics.counter(NAMESPACE, "identity.conflicts.components")
@@ -122,8 +121,7 @@ class _Split(beam.DoFn):
             kind, payload = members[id_hash]
             sub_label = f"{label}/{sub}"
             out.append((sub_label, (id_hash, sub_label, kind, payload)))
-        for key, records in group(out, self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed(out)
 
 
 class ResolveConflicts(beam.PTransform):
@@ -134,15 +132,15 @@ class ResolveConflicts(beam.PTransform):
     The conflicting components' members reach the link filter as a side input: they are a small
     fraction of the graph by construction (direct conflicts are quarantined first)."""
 
-    def __init__(self, buckets: int):
+    def __init__(self, shuffle: Shuffle):
         super().__init__()
-        self._buckets = buckets
+        self._shuffle = shuffle
 
     def expand(self, inputs):
         routed = (
             inputs["members"]
             | "GroupComponents" >> GroupBuckets()
-            | "FindConflicts" >> beam.ParDo(_FindConflicts(self._buckets)).with_outputs(CONFLICTING, main="resolved")
+            | "FindConflicts" >> beam.ParDo(_FindConflicts(self._shuffle)).with_outputs(CONFLICTING, main="resolved")
         )
         members = routed[CONFLICTING]
         member_links = inputs["links"] | "LinksInConflict" >> beam.FlatMap(
@@ -155,6 +153,6 @@ class ResolveConflicts(beam.PTransform):
                 "links": member_links,
             }
             | "GroupConflicting" >> beam.CoGroupByKey()
-            | "Split" >> beam.ParDo(_Split(self._buckets))
+            | "Split" >> beam.ParDo(_Split(self._shuffle))
         )
         return (routed["resolved"], split) | "Resolved" >> beam.Flatten()

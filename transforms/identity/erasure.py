@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from ..packing import pack, unpack
+from ..packing import Shuffle, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .graph import strongest
@@ -58,9 +58,9 @@ class StripErased(beam.DoFn):
     ``_erased`` (it takes no part in attribution; it stays what was stored), and nothing is counted.
     Batches are packed (:mod:`touchline.transforms.packing`) on both sides."""
 
-    def __init__(self, history: bool = False, spill_dir: str | None = None):
+    def __init__(self, shuffle: Shuffle, history: bool = False):
+        self._shuffle = shuffle
         self._history = history
-        self._spill = spill_dir
 
     def setup(self):
         self._erased = SetCache()
@@ -75,7 +75,7 @@ class StripErased(beam.DoFn):
         table, flags = self._strip(unpack(blob), erased)
         if self._history:
             table = table.append_column(ERASED, pa.array(flags, pa.bool_()))
-        yield key, pack(table, self._spill)
+        yield key, self._shuffle.pack(table)
 
     def _strip(self, table: pa.Table, erased: frozenset):
         identifiers = table.column("identifiers").to_pylist()

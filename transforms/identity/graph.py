@@ -26,9 +26,8 @@ import pyarrow.compute as pc
 
 from ... import schemas
 from .. import batches
-from ..batches import group
 from ..identifiers import KINDS, Hasher, normalize, resolve_key
-from ..packing import CoGroupByBucket, KeyTable, pack, unpack
+from ..packing import CoGroupByBucket, KeyTable, Shuffle, unpack
 
 LINKS_SPEC = schemas.table_schema("identity_links")
 
@@ -166,9 +165,9 @@ class _Observe(KnowsBlocklist, beam.DoFn):
     bucket of the identifier, link observations ``(a, b, kind_a, kind_b, first, last)`` keyed by the
     bucket of ``a`` (tagged ``links``); both combined over the batch first."""
 
-    def __init__(self, hash_key_source: str, extra_blocklist, buckets: int):
+    def __init__(self, hash_key_source: str, extra_blocklist, shuffle: Shuffle):
         super().__init__(hash_key_source, extra_blocklist)
-        self._buckets = buckets
+        self._shuffle = shuffle
 
     def process(self, element):
         with batches.bulk():
@@ -179,10 +178,9 @@ class _Observe(KnowsBlocklist, beam.DoFn):
         table = unpack(blob)
         times = pc.cast(table.column("event_time"), pa.int64()).to_pylist()
         nodes, links = observe((ids or [] for ids in table.column("identifiers").to_pylist()), times, self._blocked)
-        for key, records in group(((h, (h, *node)) for h, node in nodes.items()), self._buckets).items():
-            yield key, pack(records)
-        for key, records in group(((a, (a, b, *link)) for (a, b), link in links.items()), self._buckets).items():
-            yield beam.pvalue.TaggedOutput(LINKS, (key, pack(records)))
+        yield from self._shuffle.keyed((h, (h, *node)) for h, node in nodes.items())
+        for keyed in self._shuffle.keyed((a, (a, b, *link)) for (a, b), link in links.items()):
+            yield beam.pvalue.TaggedOutput(LINKS, keyed)
 
 
 def merge_links(observed: Iterable[tuple], stored: Iterable[dict]) -> dict[tuple[str, str], list]:
@@ -247,11 +245,11 @@ class _MergeLinks(KnowsBlocklist, beam.DoFn):
             tells.append((a, (a, b, link[1], b in blocked)))
             tells.append((b, (b, a, link[0], a in blocked)))
         if links:
-            yield key, pack(links)
+            yield key, self._ctx.shuffle.pack(links)
         if rows:
             yield beam.pvalue.TaggedOutput(ROWS, (f"links-{key:05d}", rows))
-        for bucket, records in group(tells, self._ctx.buckets).items():
-            yield beam.pvalue.TaggedOutput(TELLS, (bucket, pack(records)))
+        for keyed in self._ctx.shuffle.keyed(tells):
+            yield beam.pvalue.TaggedOutput(TELLS, keyed)
 
 
 class BuildGraph(beam.PTransform):
@@ -272,10 +270,10 @@ class BuildGraph(beam.PTransform):
     def expand(self, inputs):
         ctx = self._ctx
         observed = inputs["touchpoints"] | "Observe" >> beam.ParDo(
-            _Observe(ctx.hash_key_source, self._extra, ctx.buckets)).with_outputs(LINKS, main=NODES)
+            _Observe(ctx.hash_key_source, self._extra, ctx.shuffle)).with_outputs(LINKS, main=NODES)
         links = {"observed": observed[LINKS]}
         if "identity_links" in inputs:  # absent on a first run
-            links["stored"] = inputs["identity_links"] | "KeyStoredLinks" >> beam.ParDo(KeyTable("id_hash", ctx.buckets, ctx.spill_dir))
+            links["stored"] = inputs["identity_links"] | "KeyStoredLinks" >> beam.ParDo(KeyTable("id_hash", ctx.shuffle))
         merged = (
             links
             | "JoinLinks" >> CoGroupByBucket()

@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 
 from ... import schemas
 from .. import batches
-from ..packing import CoGroupByBucket, KeyTable, pack
+from ..packing import CoGroupByBucket, KeyTable, Shuffle
 from ..parse import NAMESPACE
 from .graph import KnowsBlocklist, is_unique
 
@@ -105,9 +105,10 @@ class _Judge(KnowsBlocklist, beam.DoFn):
     """(bucket, {nodes, tells, stored}) -> (bucket, [(id_hash, verdict)]) of linked identifiers;
     quarantined ones tagged ``quarantined`` (a list per bucket)."""
 
-    def __init__(self, hash_key_source: str, extra_blocklist, caps: dict[str, int]):
+    def __init__(self, hash_key_source: str, extra_blocklist, caps: dict[str, int], shuffle: Shuffle):
         super().__init__(hash_key_source, extra_blocklist)
         self._caps = dict(caps)
+        self._shuffle = shuffle
 
     def setup(self):
         super().setup()
@@ -135,9 +136,9 @@ class _Judge(KnowsBlocklist, beam.DoFn):
         for reason, n in counts.items():
             self._counters[reason].inc(n)
         if linked:
-            yield key, pack(linked)
+            yield key, self._shuffle.pack(linked)
         if quarantined:
-            yield beam.pvalue.TaggedOutput(QUARANTINED, (key, pack(quarantined)))
+            yield beam.pvalue.TaggedOutput(QUARANTINED, (key, self._shuffle.pack(quarantined)))
 
 
 class JudgeIdentifiers(beam.PTransform):
@@ -155,11 +156,11 @@ class JudgeIdentifiers(beam.PTransform):
     def expand(self, graph):
         inputs = {"nodes": graph["nodes"], "tells": graph["tells"]}
         if "identity_map" in graph:  # absent on a first run
-            inputs["stored"] = graph["identity_map"] | "KeyStoredNodes" >> beam.ParDo(KeyTable("id_hash", self._ctx.buckets, self._ctx.spill_dir))
+            inputs["stored"] = graph["identity_map"] | "KeyStoredNodes" >> beam.ParDo(KeyTable("id_hash", self._ctx.shuffle))
         judged = (
             inputs
             | "JoinNodeEvents" >> CoGroupByBucket()
-            | "Judge" >> beam.ParDo(_Judge(self._ctx.hash_key_source, self._extra, self._caps)).with_outputs(
+            | "Judge" >> beam.ParDo(_Judge(self._ctx.hash_key_source, self._extra, self._caps, self._ctx.shuffle)).with_outputs(
                 QUARANTINED, main=LINKED)
         )
         return {LINKED: judged[LINKED], QUARANTINED: judged[QUARANTINED]}

@@ -29,9 +29,8 @@ from apache_beam.metrics import Metrics
 
 from ... import schemas
 from .. import batches
-from ..batches import group
 from ..context import RunContext
-from ..packing import CoGroupByBucket, GroupBuckets, KeyTable, pack, unpack
+from ..packing import CoGroupByBucket, GroupBuckets, KeyTable, Shuffle, unpack
 from ..parse import NAMESPACE
 from .conflicts import by_label
 from .graph import priority
@@ -130,8 +129,7 @@ class _Decide(beam.DoFn):
         if merges:
             self._merged.inc(len(merges))
             yield beam.pvalue.TaggedOutput(MERGES, (key, merges))
-        for bucket, records in group(((h, (h, person)) for h, person in persons), self._ctx.buckets).items():
-            yield bucket, pack(records)
+        yield from self._ctx.shuffle.keyed((h, (h, person)) for h, person in persons)
         if rows:
             yield beam.pvalue.TaggedOutput(ROWS, (f"persons-{key:05d}", rows))
 
@@ -157,7 +155,7 @@ def changed(row: dict, previous: dict | None) -> bool:
     return previous is None or any(row[c] != previous.get(c) for c in _COMPARED)
 
 
-def _previous_of_linked(lists, buckets: int):
+def _previous_of_linked(lists, shuffle: Shuffle):
     """Linked identifiers that belonged to a person before -> (that person, (home key, kind,
     first_seen)), keyed by the bucket of the person."""
     out = []
@@ -165,27 +163,25 @@ def _previous_of_linked(lists, buckets: int):
         previous = verdict["previous"]
         if previous and previous["person_id"]:
             out.append((previous["person_id"], (previous["person_id"], ((priority(kind), id_hash, label), kind, previous["first_seen"]))))
-    for key, records in group(out, buckets).items():
-        yield key, pack(records)
+    yield from shuffle.keyed(out)
 
 
-def _previous_of_quarantined(verdicts, buckets: int):
+def _previous_of_quarantined(verdicts, shuffle: Shuffle):
     """Quarantined identifiers that belonged to a person before: they count for the person, but are no home."""
     out = []
     for _id_hash, verdict in verdicts:
         previous = verdict["previous"]
         if previous and previous["person_id"]:
             out.append((previous["person_id"], (previous["person_id"], (None, verdict["kind"], previous["first_seen"]))))
-    for key, records in group(out, buckets).items():
-        yield key, pack(records)
+    yield from shuffle.keyed(out)
 
 
 class _Homes(beam.DoFn):
     """(bucket of person, [(person, home record)]) -> candidates ``(label, candidate)`` keyed by the
     bucket of the label; vanished persons (no linked identifier left) tagged."""
 
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, element):
         _key, lists = element
@@ -202,8 +198,7 @@ class _Homes(beam.DoFn):
                 out.append((home[2], (home[2], candidate(person, identified, first))))
         if vanished:
             yield beam.pvalue.TaggedOutput(VANISHED, vanished)
-        for key, records in group(out, self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed(out)
 
 
 def _quarantined_rows(element, ctx: RunContext):
@@ -272,14 +267,14 @@ class AssignPersons(beam.PTransform):
         decide_inputs = {"members": linked}
         gone = []
         if self._stored_map:  # previous persons exist only when a map is stored
-            previous_linked = linked | "PreviousLinked" >> beam.FlatMap(lambda kv: _previous_of_linked(unpack(kv[1]), ctx.buckets))
+            previous_linked = linked | "PreviousLinked" >> beam.FlatMap(lambda kv: _previous_of_linked(unpack(kv[1]), ctx.shuffle))
             previous_quarantined = quarantined | "PreviousQuarantined" >> beam.FlatMap(
-                lambda kv: _previous_of_quarantined(unpack(kv[1]), ctx.buckets))
+                lambda kv: _previous_of_quarantined(unpack(kv[1]), ctx.shuffle))
             homes = (
                 (previous_linked, previous_quarantined)
                 | "PreviousPersons" >> beam.Flatten()
                 | "GroupPreviousPersons" >> GroupBuckets()
-                | "HomeOfPerson" >> beam.ParDo(_Homes(ctx.buckets)).with_outputs(VANISHED, main="candidates")
+                | "HomeOfPerson" >> beam.ParDo(_Homes(ctx.shuffle)).with_outputs(VANISHED, main="candidates")
             )
             decide_inputs["candidates"] = homes["candidates"]
             gone.append(homes[VANISHED])
@@ -294,8 +289,8 @@ class AssignPersons(beam.PTransform):
             rows = (
                 {
                     "now": merges | "KeyMerges" >> beam.FlatMap(
-                        lambda kv: [(k, pack(v)) for k, v in group(((old, (old, new)) for old, new in kv[1]), ctx.buckets).items()]),
-                    "before": inputs["person_merges"] | "KeyEarlierMerges" >> beam.ParDo(KeyTable("new_person_id", ctx.buckets, ctx.spill_dir)),
+                        lambda kv: list(ctx.shuffle.keyed((old, (old, new)) for old, new in kv[1]))),
+                    "before": inputs["person_merges"] | "KeyEarlierMerges" >> beam.ParDo(KeyTable("new_person_id", ctx.shuffle)),
                 }
                 | "JoinEarlierMerges" >> CoGroupByBucket()
                 | "Repoint" >> beam.ParDo(_Repoint(ctx))

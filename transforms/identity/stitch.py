@@ -1,6 +1,7 @@
 """Stitching alone: touchpoints' identifiers + stored graph -> persons (no attribution, no erasure).
 
-    {touchpoints: (bucket, table), [identity_map], [identity_links], [person_merges]} | StitchPersons(ctx, config)
+    {touchpoints: (bucket, table), [identity_map], [identity_links], [person_merges], [identity_excluded]}
+        | StitchPersons(ctx, config)
         -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), excluded: quarantined
             id_hashes, identity_map, identity_links, identity_quarantine, person_merges: (file key,
             rows), scopes: lists of (person_id, day)}
@@ -16,16 +17,15 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from ..batches import group
 from ..context import RunContext
-from ..packing import CoGroupByBucket, pack, unpack
+from ..packing import CoGroupByBucket, Shuffle, unpack
 from .broadcast import SetCache
 from .components import ConnectedComponents
 from .config import IdentityConfig
 from .conflicts import ResolveConflicts
 from .graph import BuildGraph, node_id
 from .guards import LINKED, QUARANTINED, JudgeIdentifiers, quarantine_row
-from .persons import AssignPersons
+from .persons import AssignPersons, changed, map_row
 
 EDGES = "edges"
 ACTIVE = "active"
@@ -55,20 +55,19 @@ class _ActiveLinks(beam.DoFn):
 class _LabelByHash(beam.DoFn):
     """Lists of (node id, label) -> (bucket of the id_hash, packed [(id_hash, label)])."""
 
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, pointers):
-        for key, records in group(((n[1:], (n[1:], label)) for n, label in pointers), self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed((n[1:], (n[1:], label)) for n, label in pointers)
 
 
 class _Labelled(beam.DoFn):
     """(bucket, {verdict, label}) -> members ``(id_hash, component label, kind, verdict)`` keyed by
     the bucket of the label; an identifier without a label is its own component."""
 
-    def __init__(self, buckets: int):
-        self._buckets = buckets
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
 
     def process(self, element):
         _key, groups = element
@@ -78,13 +77,15 @@ class _Labelled(beam.DoFn):
             for id_hash, verdict in records:
                 label = labels.get(id_hash) or node_id(verdict["kind"], id_hash)
                 members.append((label, (id_hash, label, verdict["kind"], verdict)))
-        for key, records in group(members, self._buckets).items():
-            yield key, pack(records)
+        yield from self._shuffle.keyed(members)
 
 
-def _quarantine_rows(element, run_id: str):
+def _quarantine_rows(element, ctx: RunContext):
+    """Rows of quarantined identifiers whose stored state changed (new, or seen again): what is
+    unchanged is not written again (so a run that does not read an identifier leaves the same rows)."""
     key, blob = element
-    rows = [quarantine_row(verdict, run_id) for _id_hash, verdict in unpack(blob)]
+    rows = [quarantine_row(verdict, ctx.run_id) for id_hash, verdict in unpack(blob)
+            if changed(map_row(id_hash, verdict, None, ctx), verdict["previous"])]
     if rows:
         yield f"quarantine-{key:05d}", rows
 
@@ -109,19 +110,22 @@ class StitchPersons(beam.PTransform):
         )
         quarantined = verdicts[QUARANTINED]
         excluded = quarantined | "ExcludedHashes" >> beam.FlatMap(lambda kv: [h for h, _verdict in unpack(kv[1])])
+        if "identity_excluded" in inputs:  # quarantined before and not judged again (not in this run's graph)
+            stored = inputs["identity_excluded"] | "StoredExcluded" >> beam.FlatMap(lambda t: t.column("id_hash").to_pylist())
+            excluded = (excluded, stored) | "AllExcluded" >> beam.Flatten()
         active = graph["links"] | "ActiveLinks" >> beam.ParDo(_ActiveLinks(), beam.pvalue.AsList(excluded)).with_outputs(
             ACTIVE, main=EDGES)
         labels = (
             active[EDGES]
-            | "Components" >> ConnectedComponents(config.max_rounds, rank_chars=1, buckets=ctx.buckets)
-            | "LabelByHash" >> beam.ParDo(_LabelByHash(ctx.buckets))
+            | "Components" >> ConnectedComponents(config.max_rounds, rank_chars=1, buckets=ctx.buckets, spill_dir=ctx.spill_dir)
+            | "LabelByHash" >> beam.ParDo(_LabelByHash(ctx.shuffle))
         )
         labelled = (
             {"verdict": verdicts[LINKED], "label": labels}
             | "JoinLabels" >> CoGroupByBucket()
-            | "Labelled" >> beam.ParDo(_Labelled(ctx.buckets))
+            | "Labelled" >> beam.ParDo(_Labelled(ctx.shuffle))
         )
-        resolved = {"members": labelled, "links": active[ACTIVE]} | "Conflicts" >> ResolveConflicts(ctx.buckets)
+        resolved = {"members": labelled, "links": active[ACTIVE]} | "Conflicts" >> ResolveConflicts(ctx.shuffle)
         persons = (
             {"linked": resolved, "quarantined": quarantined,
              **({"person_merges": inputs["person_merges"]} if "person_merges" in inputs else {})}
@@ -132,7 +136,7 @@ class StitchPersons(beam.PTransform):
             "excluded": excluded,
             "identity_map": persons["identity_map"],
             "identity_links": graph["rows"],
-            "identity_quarantine": quarantined | "QuarantineRows" >> beam.FlatMap(_quarantine_rows, ctx.run_id),
+            "identity_quarantine": quarantined | "QuarantineRows" >> beam.FlatMap(_quarantine_rows, ctx),
             "person_merges": persons["person_merges"],
             "scopes": persons["scopes"],
         }

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import os
 import uuid
@@ -47,6 +48,7 @@ from ..bigquery_connect import PROBE_TIMEOUT, BigQueryConnection, BigQueryError,
 from ..errors import TOKEN_HASH_PATTERN
 from . import Warehouse, stream_batch
 from .staging import AVRO_SUFFIX, ReadSnapshot, StageAvro, list_staged, table_dir
+from .state import Session
 
 log = logging.getLogger("touchline")
 
@@ -541,12 +543,16 @@ class BigQueryWarehouse(Warehouse):
     def read(self, table: str, staging_dir: str, where: str | None = None):
         """Snapshot the rows now (Storage Read API, one Parquet file per stream under
         ``staging_dir/_snapshots/table``); the pipeline reads those files."""
+        spec = schemas.table_schema(table)
+        self.init([table])
+        files, _ = self._snapshot(table, spec, FileSystems.join(staging_dir, "_snapshots", table), where or "")
+        return ReadSnapshot(table, files)
+
+    def _snapshot(self, table: str, spec: TableSpec, folder: str, where: str = "") -> tuple[list[str], int]:
+        """The rows of ``table`` (in this dataset; columns of ``spec``) as Parquet files under ``folder``."""
         import pyarrow.parquet as pq
         from google.cloud.bigquery_storage_v1 import types
 
-        spec = schemas.table_schema(table)
-        self.init([table])
-        folder = FileSystems.join(staging_dir, "_snapshots", table)
         try:
             reader = self.conn.read_client()
             session = reader.create_read_session(
@@ -554,23 +560,29 @@ class BigQueryWarehouse(Warehouse):
                 read_session=types.ReadSession(
                     table=f"projects/{self.project}/datasets/{self.dataset}/tables/{table}",
                     data_format=types.DataFormat.ARROW,
-                    read_options=types.ReadSession.TableReadOptions(selected_fields=spec.columns, row_restriction=where or ""),
+                    read_options=types.ReadSession.TableReadOptions(selected_fields=spec.columns, row_restriction=where),
                 ),
                 max_stream_count=SNAPSHOT_STREAMS,
                 timeout=PROBE_TIMEOUT * 6,
             )
-            files = []
+            files, rows = [], 0
             for i, stream in enumerate(session.streams):
                 arrow = reader.read_rows(stream.name, timeout=JOB_TIMEOUT).to_arrow(session)
                 path = FileSystems.join(folder, f"stream-{i:04d}.parquet")
                 with FileSystems.create(path) as fh:
                     pq.write_table(arrow.select(spec.columns), fh)
                 files.append(path)
+                rows += arrow.num_rows
         except BigQueryError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise describe(exc, self.conn, f"snapshot table {self.project}.{self.dataset}.{table}") from None
-        return ReadSnapshot(table, files)
+        return files, rows
+
+    def session(self) -> "BigQuerySession":
+        """The SQL of a filtered state read (``state.read_state``), on scratch tables of this run."""
+        self.init()
+        return BigQuerySession(self)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run SQL with the dataset as default (``FROM touchpoints`` works); ``?`` parameters."""
@@ -609,3 +621,69 @@ def _param(value: Any):
     else:
         kind = "STRING"
     return bigquery.ScalarQueryParameter(None, kind, value)
+
+
+class BigQuerySession(Session):
+    """:class:`touchline.transforms.warehouse.state.Session` on scratch tables ``_state_<token>_<name>``
+    in the dataset: keys are loaded from their files (NDJSON load jobs), each step is one query
+    (``CREATE OR REPLACE TABLE ... AS SELECT``), exports go through the Storage Read API; every
+    scratch table is dropped on close. BigQuery scans only the columns a query names: the semi-joins
+    read the key columns of the state tables, the exports their rows in the windows."""
+
+    def __init__(self, warehouse: BigQueryWarehouse):
+        self._wh = warehouse
+        self._token = uuid.uuid4().hex[:10]
+        self._tables: list[str] = []
+
+    def _name(self, name: str) -> str:
+        return f"_state_{self._token}_{name}"
+
+    def t(self, name: str) -> str:
+        return self._wh._fq(self._name(name))
+
+    def create(self, name: str, sql: str) -> None:
+        if self._name(name) not in self._tables:
+            self._tables.append(self._name(name))
+        self._wh._run(f"CREATE OR REPLACE TABLE {self.t(name)} AS {sql}")
+
+    def insert(self, name: str, sql: str) -> None:
+        self._wh._run(f"INSERT INTO {self.t(name)} {sql}")
+
+    def count(self, name: str) -> int:
+        _, rows = self._wh._run(f"SELECT COUNT(*) FROM {self.t(name)}")
+        return int(rows[0][0])
+
+    def load_keys(self, name: str, column: str, files: list[str]) -> None:
+        import pyarrow.parquet as pq
+        from google.cloud import bigquery
+
+        values: set[str] = set()
+        for path in files:
+            with FileSystems.open(path) as fh:
+                values.update(v for v in pq.read_table(fh).column(column).to_pylist() if v is not None)
+        self.create(name, f"SELECT CAST(NULL AS STRING) AS {column} FROM UNNEST([1]) WHERE FALSE")
+        if not values:
+            return
+        text = "".join(json.dumps({column: v}) + "\n" for v in sorted(values)).encode()
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                                        create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
+        self._wh._bq().load_table_from_file(io.BytesIO(text), self._wh._table_id(self._name(name)),
+                                            job_config=config).result(timeout=JOB_TIMEOUT)
+
+    def unnest_ids(self, source: str) -> str:
+        return f"SELECT DISTINCT i.id_hash AS id_hash FROM {self.t(source)}, UNNEST(identifiers) AS i"
+
+    def export(self, name: str, table: str, where: str, folder: str) -> tuple[list[str], int]:
+        spec = schemas.table_schema(table)
+        cols = ", ".join(_col(c) for c in spec.columns)
+        self.create(f"x_{name}", f"SELECT {cols} FROM {self._wh._fq(spec.name)} WHERE {where}")
+        return self._wh._snapshot(self._name(f"x_{name}"), spec, folder)
+
+    def close(self) -> None:
+        client = self._wh._bq()
+        for table in self._tables:
+            try:
+                client.delete_table(self._wh._table_id(table), not_found_ok=True, retry=probe_retry(), timeout=PROBE_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 -- a scratch table left behind is only clutter
+                log.warning("could not drop scratch table %s: %s", table, exc)

@@ -20,6 +20,7 @@ from ...schemas.duckdb import comments, create_table, quote
 from ..errors import TOKEN_HASH_PATTERN
 from . import Warehouse, WarehouseError, stream_batch
 from .staging import PARQUET_SUFFIX, ReadSnapshot, StageParquet, list_staged
+from .state import Session
 
 
 def _lit(text: str) -> str:
@@ -235,6 +236,11 @@ class DuckDBWarehouse(Warehouse):
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._connect().execute(sql, params or []).fetchall()
 
+    def session(self) -> "DuckDBSession":
+        """The SQL of a filtered state read (``state.read_state``), on temporary tables of this connection."""
+        self.init()
+        return DuckDBSession(self._connect())
+
 
     def erase(self, person_ids, id_hashes, event_ids, requests) -> dict[str, int]:
         con = self._connect()
@@ -282,3 +288,41 @@ class DuckDBWarehouse(Warehouse):
             con.execute("ROLLBACK")
             raise
         return deleted
+
+
+class DuckDBSession(Session):
+    """:class:`touchline.transforms.warehouse.state.Session` on one DuckDB connection: scratch
+    tables are temporary (gone with the connection), exports are ``COPY ... TO`` Parquet."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def t(self, name: str) -> str:
+        return quote(f"__state_{name}")
+
+    def create(self, name: str, sql: str) -> None:
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {self.t(name)} AS {sql}")
+
+    def insert(self, name: str, sql: str) -> None:
+        self._con.execute(f"INSERT INTO {self.t(name)} {sql}")
+
+    def count(self, name: str) -> int:
+        return self._con.execute(f"SELECT count(*) FROM {self.t(name)}").fetchone()[0]
+
+    def load_keys(self, name: str, column: str, files: list[str]) -> None:
+        source = f"read_parquet([{', '.join(_lit(f) for f in files)}])" if files else f"(SELECT NULL::VARCHAR AS {quote(column)} WHERE false)"
+        self.create(name, f"SELECT DISTINCT {quote(column)} FROM {source}")
+
+    def unnest_ids(self, source: str) -> str:
+        return f"SELECT DISTINCT unnest(identifiers).id_hash AS id_hash FROM {self.t(source)}"
+
+    def export(self, name: str, table: str, where: str, folder: str) -> tuple[list[str], int]:
+        spec = schemas.table_schema(table)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "snapshot.parquet")
+        cols = ", ".join(quote(c) for c in spec.columns)
+        self.create(f"x_{name}", f"SELECT {cols} FROM {quote(spec.name)} WHERE {where}")
+        rows = self.count(f"x_{name}")
+        self._con.execute(f"COPY {self.t(f'x_{name}')} TO {_lit(path)} (FORMAT PARQUET)")
+        self._con.execute(f"DROP TABLE {self.t(f'x_{name}')}")
+        return [path], rows
