@@ -3,6 +3,7 @@
     touchline demo                      generate sample data -> batch pipeline -> DuckDB -> summary
     touchline generate --out DIR        deterministic sample data (+ ground truth)
     touchline batch --input DIR         the batch pipeline (any Beam runner flags after it)
+    touchline backfill --input 'DIR/{date}' --from_date A --to_date B   one batch run per day, resumable
     touchline stream --subscription S   the streaming pipeline: Pub/Sub -> warehouse
     touchline publish --input DIR --topic T   replay channel files into Pub/Sub (demos, load tests)
     touchline warehouse init            create/upgrade the warehouse tables
@@ -59,7 +60,20 @@ def _cmd_generate(args, _rest) -> int:
     print(f"wrote sample data to {args.out}: {totals.get('input_units', '?')} input records "
           f"({totals.get('good', '?')} good, {totals.get('duplicates', '?')} duplicates, "
           f"{totals.get('malformed_total', '?')} malformed)")
+    if args.split_by_day:
+        from .sample_data.daily import split_by_day
+
+        with _progress(args, 1).phase(f"splitting it into one folder per day under {args.split_by_day}"):
+            days = split_by_day(args.out, args.split_by_day)
+        print(f"wrote {len(days)} daily folders to {args.split_by_day} ({min(days)} .. {max(days)}): "
+              f"touchline backfill --input '{args.split_by_day}/{{date}}' --from_date {min(days)} --to_date {max(days)}")
     return 0
+
+
+def _cmd_backfill(args, rest) -> int:
+    from .backfill import run
+
+    return run(rest, False if args.quiet else None)
 
 
 def _cmd_batch(args, rest) -> int:
@@ -159,7 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write deterministic sample data with ground truth")
     add_sample_data_arguments(gen)
+    gen.add_argument("--split-by-day", dest="split_by_day", default=None, metavar="DIR",
+                     help="Also write the data as one folder per day, DIR/YYYY-MM-DD/<channel>/ (a daily feed for backfill)")
     gen.set_defaults(func=_cmd_generate, passthrough=False)
+
+    backfill = sub.add_parser("backfill", help="run the batch pipeline day by day over a date range (resumable)",
+                              description="Run `touchline batch` once per day from --from_date to --to_date, in order, "
+                                          "each day reading its own input ({date} in --input or --<channel>_input is the "
+                                          "day, YYYY-MM-DD; --<channel>_table inputs read that day) with --logical_date "
+                                          "set to it. A day already committed (same inputs and settings) is skipped, so "
+                                          "running the same command again after a failure resumes at the failed day, "
+                                          "which committed nothing. Every batch flag applies to every day.")
+    add_help_for(backfill, TouchlineOptions, BatchOptions, IdentityOptions, ExperienceOptions)
+    backfill.set_defaults(func=_cmd_backfill, passthrough=True)
 
     batch = sub.add_parser("batch", help="run the batch pipeline", description="Run the batch pipeline. "
                            "Any Beam option (e.g. --runner, --direct_running_mode=multi_processing) may follow.")

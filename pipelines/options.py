@@ -502,6 +502,15 @@ def resolve_batch(options: PipelineOptions) -> BatchPlan:
         warehouse.check()
     except WarehouseError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        return _plan(options, batch, inputs, table_channels, identity, model, experience, key, warehouse)
+    except BaseException:
+        warehouse.close()  # a bad flag after the warehouse opened must not leave its file locked
+        raise
+
+
+def _plan(options, batch, inputs, table_channels, identity, model, experience, key, warehouse) -> BatchPlan:
+    tl = options.view_as(TouchlineOptions)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     if not warehouse.remote_ok and runner not in ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         raise ConfigError(

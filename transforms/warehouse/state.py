@@ -258,7 +258,7 @@ class _Export(beam.DoFn):
             warehouse.close()
         for name, (paths, rows) in exported.items():
             Metrics.counter(NAMESPACE, f"state.{name}.rows").inc(rows)
-            log.info("state %s: %d rows read", name, rows)
+            log.debug("state %s: %d rows read", name, rows)
             for path in paths:
                 yield name, path
 
