@@ -5,7 +5,6 @@ late links and merges, erasure and a replay."""
 
 from __future__ import annotations
 
-import json
 
 import duckdb
 import pytest
