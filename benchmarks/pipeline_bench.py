@@ -302,25 +302,21 @@ def _tree_rss_kb(root: int) -> tuple[int, int]:
     return total, biggest
 
 
-def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | None = None, max_rss_mb: int = 0) -> dict:
-    """Run ``kind`` in a fresh process; its figures plus the peak RSS of its process tree. With
-    ``max_rss_mb`` the run is stopped when its tree grows beyond that (a shared machine must not
-    run out of memory) and reported as aborted."""
-    work = tempfile.mkdtemp(prefix="touchline-pbench-")
-    cmd = [sys.executable, "-m", "benchmarks.pipeline_bench", "--one", kind, "--input", data, "--mode", mode,
-           "--workers", str(workers), "--work", work, *(extra or [])]
+def measure_command(cmd: list[str], max_rss_mb: int = 0, env: dict | None = None) -> dict:
+    """Run ``cmd``; its wall time, stdout, stderr, return code and the peak RSS of its process tree.
+    With ``max_rss_mb`` the run is stopped when its tree grows beyond that (a shared machine must not
+    run out of memory): ``aborted`` then says when."""
     peak = [0, 0]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stop = threading.Event()
-
     aborted = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stop = threading.Event()
 
     def sample():
         while not stop.is_set():
             total, biggest = _tree_rss_kb(proc.pid)
             peak[0], peak[1] = max(peak[0], total), max(peak[1], biggest)
             if max_rss_mb and total > max_rss_mb * 1024 and not aborted:
-                aborted.append(time.perf_counter() - started)
+                aborted.append(f"stopped after {time.perf_counter() - started:.0f} s at {total / 1024:,.0f} MB (--max_rss_gb)")
                 _kill_tree(proc.pid)
             stop.wait(0.2)
 
@@ -332,15 +328,27 @@ def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | No
     finally:
         stop.set()
         sampler.join()
+    return {"wall_s": time.perf_counter() - started, "stdout": out, "stderr": err, "returncode": proc.returncode,
+            "aborted": aborted[0] if aborted else "", "peak_rss_mb": round(peak[0] / 1024), "peak_max_mb": round(peak[1] / 1024)}
+
+
+def measure(kind: str, data: str, mode: str, workers: int, extra: list[str] | None = None, max_rss_mb: int = 0) -> dict:
+    """Run ``kind`` in a fresh process; its figures plus the peak RSS of its process tree."""
+    work = tempfile.mkdtemp(prefix="touchline-pbench-")
+    cmd = [sys.executable, "-m", "benchmarks.pipeline_bench", "--one", kind, "--input", data, "--mode", mode,
+           "--workers", str(workers), "--work", work, *(extra or [])]
+    try:
+        run = measure_command(cmd, max_rss_mb)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-    if aborted:
-        return {"seconds": float("nan"), "aborted": f"stopped after {aborted[0]:.0f} s at {peak[0] / 1024:,.0f} MB (--max_rss_gb)",
-                "peak_rss_mb": round(peak[0] / 1024), "peak_max_mb": round(peak[1] / 1024),
+    peaks = {"peak_rss_mb": run["peak_rss_mb"], "peak_max_mb": run["peak_max_mb"]}
+    if run["aborted"]:
+        return {"seconds": float("nan"), "aborted": run["aborted"], **peaks,
                 "pipeline_s": float("nan"), "commit_s": float("nan"), "touchpoints": 0}
-    if proc.returncode != 0:
-        raise RuntimeError(f"{kind} ({mode}) failed:\n{err[-3000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result.update(peak_rss_mb=round(peak[0] / 1024), peak_max_mb=round(peak[1] / 1024))
+    if run["returncode"] != 0:
+        raise RuntimeError(f"{kind} ({mode}) failed:\n{run['stderr'][-3000:]}")
+    result = json.loads(run["stdout"].strip().splitlines()[-1])
+    result.update(peaks)
     return result
 
 
