@@ -74,7 +74,8 @@ def day_figures(warehouse: str, day: str, counts_state: bool) -> dict:
         stored = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("touchpoints", "identity_map")}
     finally:
         con.close()
-    return {"read": read, "state_rows": sum(state) if state or counts_state else None, **stored}
+    reads = {k[len("state."):-len(".rows")]: v for k, v in metrics.items() if k.startswith("state.") and k.endswith(".rows")}
+    return {"read": read, "state_rows": sum(state) if state or counts_state else None, "state_reads": reads, **stored}
 
 
 def run_days(daily: str, days: list[str], warehouse: str, mode: str, workers: int, flags: list[str],

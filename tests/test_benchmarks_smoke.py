@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from benchmarks import warehouse_bench
@@ -58,3 +60,16 @@ def test_streaming_benchmark_reports_touchpoint_and_score_latency():
     [result] = streaming_bench.main(["--persons", "4", "--days", "1", "--rates", "0", "--timeout", "300"])
     assert result["touchpoints_seen"] == result["touchpoints_expected"] > 0
     assert result["scored_touchpoints"] > 0 and result["score_latency_p50_s"] >= 0 and result["events_per_s"] > 0
+
+
+def test_steady_benchmark_runs_consecutive_days_into_one_warehouse(tmp_path, capsys):
+    """Two daily runs of a tiny split feed: the second reads stored state, the stored history grows."""
+    from benchmarks import steady_bench
+
+    out = tmp_path / "days.json"
+    assert steady_bench.main(["--days", "2", "--per_day", "300", "--data", str(tmp_path / "data"), "--mode", "in_memory",
+                              "--warehouse", str(tmp_path / "w.duckdb"), "--json", str(out)]) == 0
+    assert "day 2 / day 2" in capsys.readouterr().out
+    first, second = json.loads(out.read_text())["days"]
+    assert first["state_rows"] == 0 < second["state_rows"]
+    assert 0 < first["touchpoints"] < second["touchpoints"] and second["read"] > 0
