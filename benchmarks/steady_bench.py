@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=60, help="consecutive daily runs (default 60)")
     parser.add_argument("--per_day", type=lambda t: int(float(t)), default=100_000,
                         help="input records a day, about (default 1e5)")
+    parser.add_argument("--only_days", type=int, default=0,
+                        help="run only the first N days of the --days feed (e.g. to sample a slow build's trend)")
     parser.add_argument("--data", default="data/bench", help="where generated input is kept between runs")
     parser.add_argument("--mode", default="multi_processing", choices=("in_memory", "multi_processing"))
     parser.add_argument("--workers", type=int, default=2)
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     daily, days = ensure_daily(args.data, args.per_day, args.days)
-    days = days[: args.days]
+    days = days[: args.only_days or args.days]
     warehouse = args.warehouse or os.path.join(tempfile.mkdtemp(prefix="touchline-steady-"), "steady.duckdb")
     if os.path.exists(warehouse):
         os.remove(warehouse)
