@@ -37,6 +37,15 @@ def write(path, records, junk=()):
     return str(path)
 
 
+def run_batch(wh: str, date: str, inputs: dict, flags: list[str]):
+    """One batch run of ``{channel: path or [paths]}`` into ``wh`` for ``date``."""
+    argv = ["--warehouse", wh, "--logical_date", date, *flags]
+    for channel, paths in inputs.items():
+        for path in [paths] if isinstance(paths, str) else paths:
+            argv += [f"--{channel}_input", path]
+    return batch.run(argv)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifecycle")
@@ -58,11 +67,7 @@ def runs(tmp_path_factory):
     ])}
 
     def run(inputs, date):
-        argv = ["--warehouse", wh, "--logical_date", date, *FLAGS]
-        for channel, paths in inputs.items():
-            for path in [paths] if isinstance(paths, str) else paths:
-                argv += [f"--{channel}_input", path]
-        return batch.run(argv)
+        return run_batch(wh, date, inputs, FLAGS)
 
     def snapshot():
         con = duckdb.connect(wh, read_only=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from touchline.pipelines import backfill, batch
+from touchline.pipelines import backfill
 from touchline.pipelines.cli import main
 from touchline.pipelines.sample_data import GenerateConfig, generate
 from touchline.pipelines.sample_data.daily import split_by_day
 
-from .test_identity_lifecycle import app, web, write
+from .test_identity_lifecycle import app, run_batch, web, write
 
 FLAGS = ["--hash_key_source", "demo"]
 #: columns that differ between two runs of the same history by design: wall clock, and the counters of
@@ -105,11 +105,7 @@ def _lifecycle(root, wh: str, mode: str) -> list[dict]:
     flags = [*FLAGS, "--identity_lookback_days", "14", "--identity_degree_caps", "device_id=3", "--state", mode]
 
     def run(inputs, date):
-        argv = ["--warehouse", wh, "--logical_date", date, *flags]
-        for channel, paths in inputs.items():
-            for path in [paths] if isinstance(paths, str) else paths:
-                argv += [f"--{channel}_input", path]
-        return batch.run(argv)
+        return run_batch(wh, date, inputs, flags)
 
     dumps = []
     run(day1, "2026-10-20")

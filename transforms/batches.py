@@ -33,6 +33,7 @@ import zlib
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,6 +62,17 @@ def bulk():
     finally:
         if enabled:
             gc.enable()
+
+
+class BatchDoFn(beam.DoFn):
+    """A DoFn whose elements are batches: ``_work(element)`` (a generator) runs inside :func:`bulk`."""
+
+    def process(self, element):
+        with bulk():
+            yield from self._work(element)
+
+    def _work(self, element):
+        raise NotImplementedError
 
 
 def bucket(key: str, buckets: int) -> int:
@@ -241,5 +253,5 @@ def mapping(keys: list[str], values: list) -> Callable[[pa.Array | pa.ChunkedArr
     return lookup
 
 
-__all__ = ["CHUNK_ROWS", "bucket", "buckets_of", "split", "group", "concat", "datum_columns", "datum_rows", "from_rows",
+__all__ = ["CHUNK_ROWS", "BatchDoFn", "bucket", "buckets_of", "split", "group", "concat", "datum_columns", "datum_rows", "from_rows",
            "table_schema", "conform", "with_column", "mapping", "converters"]

@@ -103,7 +103,7 @@ def deduplicate(table: pa.Table) -> tuple[pa.Table, list[tuple[dict, dict]], dic
     return pa.concat_tables([singles, winners]), losers, duplicates
 
 
-class _Deduplicate(beam.DoFn):
+class _Deduplicate(batches.BatchDoFn):
     """(bucket, [touchpoint tables]) -> (bucket, one touchpoint per event_id); conflicting versions
     as dead letters (one list per bucket)."""
 
@@ -119,10 +119,6 @@ class _Deduplicate(beam.DoFn):
         if key not in self._counters:
             self._counters[key] = Metrics.counter(NAMESPACE, f"{channel}.{name}")
         self._counters[key].inc(n)
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, tables = element

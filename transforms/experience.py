@@ -278,7 +278,7 @@ def score_person(person_id: str, touchpoints: Iterable[tuple[int, dict]], identi
 
 
 # ------------------------------------------------------------------------------------ Beam stage
-class _KeyByPerson(beam.DoFn):
+class _KeyByPerson(batches.BatchDoFn):
     """(bucket, packed touchpoints) -> (bucket of person_id, packed rows of those persons);
     unattributed ones (no person) are left out (counted when they are this run's). Stored
     touchpoints (``is_run`` 0) older than the read window are left out too."""
@@ -290,10 +290,6 @@ class _KeyByPerson(beam.DoFn):
 
     def setup(self):
         self._unattributed = Metrics.counter(METRICS, "unattributed")
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         _key, blob = element

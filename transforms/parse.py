@@ -150,7 +150,7 @@ class ParseFn(beam.DoFn):
             yield touchpoint
 
 
-class ParseSplits(beam.DoFn):
+class ParseSplits(batches.BatchDoFn):
     """Batch parsing: a file split ``(source, path, start, end)`` -- or ``(source, [raw records])``
     from a table read -- -> touchpoint batches ``(bucket of event_id, packed Arrow table)`` for
     deduplication, and the split's dead letters as one ``(file key, rows)`` on the ``dead_letters``
@@ -165,10 +165,6 @@ class ParseSplits(beam.DoFn):
         self._parsers: dict[str, RecordParser] = {}
         self._counts: dict[str, _Counts] = {}
         self._spec = schemas.table_schema("touchpoints")
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         from .sources import read_range

@@ -152,7 +152,7 @@ def _drop_helpers(table: pa.Table) -> pa.Table:
     return table.drop_columns([c for c in HELPERS if c in table.column_names])
 
 
-class _Attribute(beam.DoFn):
+class _Attribute(batches.BatchDoFn):
     """(bucket, {person, touchpoints, [history]}) -> (bucket, packed touchpoints with their person:
     this run's and the re-attributed stored ones); tagged: ``stored`` (stored touchpoints neither
     moved nor replayed by this run, as stored) and ``scopes`` (lists of (person_id, day))."""
@@ -162,10 +162,6 @@ class _Attribute(beam.DoFn):
 
     def setup(self):
         self._moved = Metrics.counter(NAMESPACE, "identity.reattributed")
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, groups = element

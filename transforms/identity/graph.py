@@ -160,7 +160,7 @@ def observe(identifiers: Iterable[list[dict]], times: Iterable[int], blocked: fr
     return nodes, links
 
 
-class _Observe(KnowsBlocklist, beam.DoFn):
+class _Observe(KnowsBlocklist, batches.BatchDoFn):
     """(bucket, touchpoint table) -> node observations ``(id_hash, kind, first, last)`` keyed by the
     bucket of the identifier, link observations ``(a, b, kind_a, kind_b, first, last)`` keyed by the
     bucket of ``a`` (tagged ``links``); both combined over the batch first."""
@@ -168,10 +168,6 @@ class _Observe(KnowsBlocklist, beam.DoFn):
     def __init__(self, hash_key_source: str, extra_blocklist, shuffle: Shuffle):
         super().__init__(hash_key_source, extra_blocklist)
         self._shuffle = shuffle
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         _key, blob = element
@@ -217,7 +213,7 @@ def link_row(a: str, b: str, link: list, run_id: str) -> dict | None:
             "first_seen": first, "last_seen": last, "run_id": run_id}
 
 
-class _MergeLinks(KnowsBlocklist, beam.DoFn):
+class _MergeLinks(KnowsBlocklist, batches.BatchDoFn):
     """(bucket, {observed, stored}) -> merged links ``(a, b, kind, linked_kind, first_seen)`` of the
     bucket; tagged: the changed ``identity_links`` rows, and per end of every link a *tell*
     ``(node, other end, its kind, other end is junk)`` keyed by the node's bucket (the guards count
@@ -226,10 +222,6 @@ class _MergeLinks(KnowsBlocklist, beam.DoFn):
     def __init__(self, hash_key_source: str, extra_blocklist, context):
         super().__init__(hash_key_source, extra_blocklist)
         self._ctx = context
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, groups = element

@@ -101,7 +101,7 @@ def judge(id_hash: str, summary: list, blocked: frozenset | set, caps: dict[str,
                    conflicts if reason == CONFLICTING else (), cap if reason == DEGREE_CAP else None)
 
 
-class _Judge(KnowsBlocklist, beam.DoFn):
+class _Judge(KnowsBlocklist, batches.BatchDoFn):
     """(bucket, {nodes, tells, stored}) -> (bucket, [(id_hash, verdict)]) of linked identifiers;
     quarantined ones tagged ``quarantined`` (a list per bucket)."""
 
@@ -113,10 +113,6 @@ class _Judge(KnowsBlocklist, beam.DoFn):
     def setup(self):
         super().setup()
         self._counters = {r: Metrics.counter(NAMESPACE, f"identity.quarantined.{r}") for r in REASONS}
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, groups = element

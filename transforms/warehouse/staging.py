@@ -30,7 +30,7 @@ def _table_of(batch, spec) -> pa.Table:
     return batches.conform(batch, spec)
 
 
-class _WriteStaged(beam.DoFn):
+class _WriteStaged(batches.BatchDoFn):
     """(file key, batch) -> one staging file ``staging_dir/table/<file key><suffix>``, written under a
     temporary name and renamed when complete; yields its path. Keys are deterministic (a bucket, a
     split), so a retried bundle rewrites the same file instead of adding a second copy of its rows."""
@@ -46,10 +46,6 @@ class _WriteStaged(beam.DoFn):
 
     def _setup_format(self):
         pass
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, batch = element
