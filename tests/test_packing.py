@@ -57,3 +57,20 @@ def test_cogroup_by_bucket_restores_every_input_by_name():
         grouped = inputs | CoGroupByBucket() | beam.MapTuple(lambda k, g: (k, sorted(x for v in g["a"] for x in v),
                                                                            [x for v in g["b"] for x in v]))
         assert_that(grouped, equal_to([(1, [1, 2], ["x"]), (2, [3], [])]))
+
+
+def test_large_batches_spill_to_files_and_small_ones_stay_inline(tmp_path):
+    """With a spill folder, a table or a pickled list of records above the spill size travels as a
+    path (the local runner's driver then holds references, not data); small ones stay inline."""
+    from touchline.transforms.packing import SPILL_BYTES
+
+    records = [(f"id-{i:06d}", "email", i, i + 1) for i in range(SPILL_BYTES // 8)]
+    table = batches.from_rows([touchpoint(event_id=f"e{i}") for i in range(2000)], TOUCHPOINT)
+    for value in (records, table):
+        blob = pack(value, str(tmp_path))
+        assert len(blob) < 200 and str(tmp_path).encode() in blob, "a large batch is a path"
+        back = unpack(blob)
+        assert back.equals(value) if isinstance(value, pa.Table) else back == value
+    assert len(list(tmp_path.iterdir())) == 2
+    small = [("id", "email", 1, 2)]
+    assert unpack(pack(small, str(tmp_path))) == small and len(list(tmp_path.iterdir())) == 2

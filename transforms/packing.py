@@ -13,8 +13,8 @@ runner then only copies bytes (flatten buffers, the shuffle, its grouping tables
 ``unpack(pack(x)) == x`` for every table and picklable value.
 
 **Spilled batches.** With a ``spill_dir`` (``--shuffle_spill``, on by default on the local
-runner), a table's packed bytes go to a file there and the element carries only its path: Beam
-still does the grouping, parallelism and retries, but the local runner's driver -- which keeps
+runner), a batch's packed bytes -- a table's or a pickled list's -- go to a file there and the
+element carries only its path: Beam still does the grouping, parallelism and retries, but the local runner's driver -- which keeps
 every shuffle's data in its own memory -- holds references instead of the data, and its
 process-to-process data channel moves a path instead of megabytes. Files are written before the
 reference is emitted and never changed, so a retried bundle writes new files and the run's
@@ -50,20 +50,21 @@ SPILL_BYTES = 32 << 10
 
 
 def pack(value: Any, spill_dir: str | None = None) -> bytes:
-    """A batch as bytes: Arrow tables as compressed IPC (in a file under ``spill_dir`` when given
-    and the table is not small), anything else pickled."""
+    """A batch as bytes: Arrow tables as compressed IPC, anything else pickled; in a file under
+    ``spill_dir`` when one is given and the bytes are not small (the element then carries the path)."""
     if isinstance(value, pa.Table):
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, value.schema) as writer:
             writer.write_table(value)
         raw = sink.getvalue()
         blob = _TABLE + _SIZE.pack(raw.size) + pa.compress(raw, codec=CODEC, asbytes=True)
-        if spill_dir is None or len(blob) < SPILL_BYTES:
-            return blob
-        path = f"{spill_dir.rstrip('/')}/{uuid.uuid4().hex}.batch"
-        _write(path, blob)
-        return _FILE + path.encode()
-    return _PICKLE + pickle.dumps(value, PROTOCOL)
+    else:
+        blob = _PICKLE + pickle.dumps(value, PROTOCOL)
+    if spill_dir is None or len(blob) < SPILL_BYTES:
+        return blob
+    path = f"{spill_dir.rstrip('/')}/{uuid.uuid4().hex}.batch"
+    _write(path, blob)
+    return _FILE + path.encode()
 
 
 def unpack(blob: bytes) -> Any:
