@@ -27,6 +27,12 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: how much memory one DuckDB connection may use before spilling to disk; the environment variable
+#: overrides it (a DuckDB size such as '8GB'; empty: DuckDB's own default, 80 % of RAM)
+DEFAULT_MEMORY_LIMIT = "2GB"
+MEMORY_LIMIT_ENV = "TOUCHLINE_DUCKDB_MEMORY_LIMIT"
+
+
 class DuckDBWarehouse(Warehouse):
     remote_ok = False
 
@@ -48,6 +54,11 @@ class DuckDBWarehouse(Warehouse):
                 self._con.execute("SET enable_external_file_cache = false")
                 # no progress bar on stdout (a commit or snapshot runs inside a command's output)
                 self._con.execute("SET enable_progress_bar = false")
+                # DuckDB's default (80 % of RAM) let a 10^7-row commit take 10 GB; above the limit it
+                # spills to <file>.tmp/ instead (measured: docs/benchmarks.md)
+                limit = os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT).strip()
+                if limit:
+                    self._con.execute(f"SET memory_limit = {_lit(limit)}")
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower():
                     raise WarehouseError(
