@@ -120,7 +120,8 @@ class BatchOptions(PipelineOptions):
         parser.add_argument("--buckets", type=int, default=0,
                             help="Hash buckets of every batch shuffle: each step's work is cut into this many batches, "
                                  "spread over the workers (default 0 = from the workers and the input size: at least 4 per "
-                                 "worker, about sqrt(input records / 2000) on large inputs).")
+                                 "worker, about sqrt(input records / 2000), and at most ~80,000 rows per bucket: what a worker "
+                                 "holds at a time).")
 
 
 class IdentityOptions(PipelineOptions):
@@ -462,12 +463,16 @@ def default_staging_dir(warehouse: Warehouse, options: PipelineOptions, run_key:
 BYTES_PER_RECORD = 140
 #: rows per batch a shuffle should move at least (smaller ones cost more to pack than to process)
 ROWS_PER_PIECE = 2000
+#: rows one bucket should hold at most: a worker holds a bucket's rows at a time (the scoring of
+#: 140,000 touchpoints took ~1.5 GB per worker at 10^7 records with 71 buckets)
+ROWS_PER_BUCKET = 80_000
 
 
 def default_buckets(options: PipelineOptions, input_bytes: int) -> int:
     """Buckets of the batch shuffles: at least 4 per worker (so every worker has work and no worker
-    much more than another), and about sqrt(records / ROWS_PER_PIECE) so the batches a shuffle
-    moves -- producers x buckets of them -- hold thousands of rows each."""
+    much more than another), about sqrt(records / ROWS_PER_PIECE) so the batches a shuffle
+    moves -- producers x buckets of them -- hold thousands of rows each, and enough that no bucket
+    holds more than ROWS_PER_BUCKET rows (what a worker holds at a time)."""
     from apache_beam.options.pipeline_options import DirectOptions, WorkerOptions
 
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
@@ -479,7 +484,7 @@ def default_buckets(options: PipelineOptions, input_bytes: int) -> int:
         worker = options.view_as(WorkerOptions)
         workers = (worker.max_num_workers or worker.num_workers or 4) * 4  # several SDK threads per worker
     records = input_bytes / BYTES_PER_RECORD
-    return max(4 * workers, math.ceil(math.sqrt(records / ROWS_PER_PIECE)))
+    return max(4 * workers, math.ceil(math.sqrt(records / ROWS_PER_PIECE)), math.ceil(records / ROWS_PER_BUCKET))
 
 
 def resolve_batch(options: PipelineOptions) -> BatchPlan:
