@@ -73,6 +73,7 @@ def _extra_instances() -> dict[str, object]:
     from touchline.transforms.scoring.calibration import _AnswersOfPerson
     from touchline.transforms.scoring.model import load_model
     from touchline.transforms.sources import _SplitFiles
+    from touchline.transforms.batches import BatchDoFn
     from touchline.transforms.warehouse.staging import _ReadTables, _WriteParquet, _WriteStaged
 
     model = load_model(None)
@@ -83,6 +84,7 @@ def _extra_instances() -> dict[str, object]:
         "_ReadTables (snapshots of stored state)": _ReadTables("touchpoints"),
         "_WriteParquet (DuckDB's Parquet staging)": _WriteParquet("touchpoints", "/tmp/staging", ".parquet"),
         "_WriteStaged (the staging writers' base)": _WriteStaged("touchpoints", "/tmp/staging", ".x"),
+        "BatchDoFn (the batch steps' base)": BatchDoFn(),
         "_SplitFiles (ReadChannelFiles: the per-element reader of the floor benchmark)": _SplitFiles(64 << 20),
         "_JourneysOfPerson (BuildJourneys)": _JourneysOfPerson(model, 12 * 3600 * 10**6),
         "_AnswersOfPerson (touchline calibrate)": _AnswersOfPerson(model, 12 * 3600 * 10**6, 0, 10**15),
