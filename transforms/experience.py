@@ -3,19 +3,24 @@
 ``ComputeExperience(ctx, model, settings)`` is the stage after identity stitching. Inputs (a dict of
 PCollections; rows in datum form):
 
-``touchpoints``          this run's attributed touchpoints (``person_id`` and ``role`` set): new
-                         events, late events, and every touchpoint identity re-attributed this run
+``touchpoints``          this run's attributed touchpoints, ``(bucket of person_id, packed table)``:
+                         new events, late events, and every touchpoint identity re-attributed
+                         this run
 ``recompute_scope``      identity's ``_recompute_scope`` rows (person_id, from_date): persons whose
                          history changed (late links, merges) from that day; from_date 1970-01-01
                          means the person id is retired (merged away): all its derived rows go.
                          Optional.
-``history_touchpoints``  warehouse ``touchpoints`` from the run's read window on (see :func:`read_state`)
-``history_daily``        warehouse ``person_scores_daily`` rows from the earliest recomputable day on
+``stored``               stored touchpoints of the read window, ``(bucket of event_id, packed
+                         table)``: the affected persons' (identity's ``stored`` output, attributed
+                         again) and other persons' survey answers (for the survey aggregates only;
+                         read by ``touchline.transforms.warehouse.state.ReadStoredState``)
+``history_daily``        warehouse ``person_scores_daily`` rows of the affected persons from the
+                         earliest recomputable day on (Arrow tables)
 ``history_current``      warehouse ``person_scores_current`` rows older than that day
 ``history_survey_days``  warehouse ``survey_aggregates`` rows older than the read window (their
-                         days are not re-aggregated).
+                         days are not re-aggregated; read at launch).
 
-Every ``history_*`` input is optional: leave it out when nothing is stored (a first run); the steps
+Every ``stored`` / ``history_*`` input is optional: leave it out when nothing is stored (a first run); the steps
 that only serve it are then left out of the graph.
 
 Outputs (a dict): ``journeys``, ``person_scores_daily``, ``person_scores_current``,
@@ -310,7 +315,7 @@ def _scopes_by_person(pairs, shuffle: Shuffle):
     yield from shuffle.keyed((person, (person, day)) for person, day in pairs)
 
 
-class _ScorePersons(beam.DoFn):
+class _ScorePersons(batches.BatchDoFn):
     """(bucket of person, {touchpoints, [stored], [scope], [daily], [current]}) -> every output
     table's rows of the bucket's persons, as (file key, rows) on outputs named by table:
     :func:`score_person` called in a loop over the persons with something new."""
@@ -329,10 +334,6 @@ class _ScorePersons(beam.DoFn):
         if name not in self._counters:
             self._counters[name] = Metrics.counter(METRICS, name)
         self._counters[name].inc(n)
-
-    def process(self, element):
-        with batches.bulk():
-            yield from self._work(element)
 
     def _work(self, element):
         key, groups = element
