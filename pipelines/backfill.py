@@ -73,12 +73,13 @@ def run(argv: list[str], progress_enabled: bool | None = None, out=None) -> int:
         day_argv = [a.replace(PLACEHOLDER, iso) for a in base] + ["--logical_date", iso, "--from_date", iso, "--to_date", iso]
         try:
             with progress.phase(f"{iso}"):
-                plan = resolve_batch(parse_pipeline_args(day_argv, "touchline backfill"))
+                day_options = parse_pipeline_args(day_argv, "touchline backfill")
+                plan = resolve_batch(day_options)
                 try:
                     if _committed(plan):
                         print(f"{iso}  already committed (run {plan.run_id}): skipped", file=out, flush=True)
                         continue
-                    result = batch.run_plan(plan, parse_pipeline_args(day_argv, "touchline backfill"))
+                    result = batch.run_plan(plan, day_options)
                 finally:
                     plan.warehouse.close()
         except ConfigError as exc:
