@@ -27,6 +27,11 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _parquet(files: list[str]) -> str:
+    """SQL reading these Parquet files as one relation."""
+    return f"read_parquet([{', '.join(_lit(f) for f in files)}])"
+
+
 #: how much memory one DuckDB connection may use before spilling to disk; the environment variable
 #: overrides it (a DuckDB size such as '8GB'; empty: DuckDB's own default, 80 % of RAM)
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -185,7 +190,7 @@ class DuckDBWarehouse(Warehouse):
                 scope = "__recompute_scope"
                 con.execute(
                     f"CREATE OR REPLACE TEMP TABLE {scope} AS SELECT person_id, min(from_date) AS from_date "
-                    f"FROM read_parquet([{', '.join(_lit(f) for f in scope_files)}]) GROUP BY person_id"
+                    f"FROM {_parquet(scope_files)} GROUP BY person_id"
                 )
             for table in tables:
                 spec = schemas.table_schema(table)
@@ -193,7 +198,7 @@ class DuckDBWarehouse(Warehouse):
                     continue
                 files = self.staged_files(table, staging_dir)
                 if files:
-                    source = f"read_parquet([{', '.join(_lit(f) for f in files)}])"
+                    source = _parquet(files)
                 else:  # nothing staged: a scoped table still loses the rows of its scope
                     source = f"(SELECT * FROM {quote(spec.name)} WHERE false)"
                 if spec.write == "replace_scope":
@@ -321,7 +326,7 @@ class DuckDBSession(Session):
         return self._con.execute(f"SELECT count(*) FROM {self.t(name)}").fetchone()[0]
 
     def load_keys(self, name: str, column: str, files: list[str]) -> None:
-        source = f"read_parquet([{', '.join(_lit(f) for f in files)}])" if files else f"(SELECT NULL::VARCHAR AS {quote(column)} WHERE false)"
+        source = _parquet(files) if files else f"(SELECT NULL::VARCHAR AS {quote(column)} WHERE false)"
         self.create(name, f"SELECT DISTINCT {quote(column)} FROM {source}")
 
     def unnest_ids(self, source: str) -> str:
