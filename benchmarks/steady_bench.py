@@ -69,13 +69,13 @@ def day_figures(warehouse: str, day: str, counts_state: bool) -> dict:
         row = con.execute("SELECT metrics FROM pipeline_runs WHERE logical_date = ? ORDER BY finished_at DESC LIMIT 1",
                           [day]).fetchone()
         metrics = {m["name"]: m["value"] for m in (row[0] if row else [])}
-        state = [v for k, v in metrics.items() if k.startswith("state.") and k.endswith(".rows")]
         read = sum(v for k, v in metrics.items() if k.endswith(".read") and not k.startswith("state."))
         stored = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("touchpoints", "identity_map")}
     finally:
         con.close()
     reads = {k[len("state."):-len(".rows")]: v for k, v in metrics.items() if k.startswith("state.") and k.endswith(".rows")}
-    return {"read": read, "state_rows": sum(state) if state or counts_state else None, "state_reads": reads, **stored}
+    return {"read": read, "state_rows": sum(reads.values()) if reads or counts_state else None, "state_reads": reads,
+            **stored}
 
 
 def run_days(daily: str, days: list[str], warehouse: str, mode: str, workers: int, flags: list[str],
