@@ -27,7 +27,7 @@ def test_copies_collapse_and_conflicts_become_dead_letters(ctx):
         assert_that(out[TOUCHPOINTS] | ToRows("touchpoints")
                     | beam.Map(lambda t: (t["event_id"], t["source"]) if t["event_id"] != "c" else "c"),
                     equal_to([("a", "f@1"), ("b", "f@5"), "c"]), label="Unique")
-        assert_that(out[DEAD_LETTERS] | "DeadRows" >> beam.FlatMap(lambda kv: kv[1])
+        assert_that(out[DEAD_LETTERS] | "DeadRows" >> ToRows("dead_letters")
                     | "Reasons" >> beam.Map(lambda d: (d["event_id"], d["reason"], d["failed_step"])),
                     equal_to([("c", "conflicting_duplicate", "Dedup")]), label="Conflicts")
 

@@ -10,7 +10,7 @@ import pytest
 
 from touchline import schemas
 from touchline.schemas.arrow import arrow_schema
-from touchline.transforms.packing import Shuffle
+from touchline.transforms.packing import Shuffle, pack, unpack
 from touchline.transforms.identity.erasure import DropErasedDeadLetters, StripErased, is_erased, strip_erased
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
 
@@ -19,7 +19,6 @@ from .identity_world import h, tp
 
 def _strip(fn, rows, erased):
     from touchline.transforms import batches
-    from touchline.transforms.packing import pack, unpack
 
     from .batch_io import TOUCHPOINT, full_touchpoint
 
@@ -49,7 +48,12 @@ def test_dead_letters_carrying_erased_tokens_are_dropped():
     mine = {"channel": "web", "raw_payload": json.dumps({"email": f"<email:{h('email', 'a@x.example')}>"})}
     other = {"channel": "web", "raw_payload": json.dumps({"email": f"<email:{h('email', 'b@x.example')}>"})}
     assert list(fn.process(("k", [mine]), [h("email", "a@x.example")])) == []
-    assert list(fn.process(("k", [mine, other]), [h("email", "a@x.example")])) == [("k", [other])]
+    [(key, kept)] = fn.process(("k", [mine, other]), [h("email", "a@x.example")])
+    assert (key, unpack(kept)) == ("k", [other])  # what is kept is packed again
+    packed = pack([mine, other])
+    [(_, kept)] = fn.process(("k", packed), [h("email", "a@x.example")])
+    assert unpack(kept) == [other]
+    assert list(fn.process(("k", packed), [h("email", "c@x.example")])) == [("k", packed)]  # nothing dropped: as given
 
 
 THING = {

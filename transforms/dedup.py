@@ -131,12 +131,12 @@ class _Deduplicate(batches.BatchDoFn):
             for loser, winner in losers:
                 self._count("dead_letter.conflicting_duplicate", accounting_name(loser), 1)
                 dead.append(conflict_dead_letter(self._ctx, self._redactor, loser, f"kept the version read at {winner['source']}"))
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, (f"dedup-{key:05d}", dead))
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, (f"dedup-{key:05d}", self._ctx.shuffle.pack(dead)))
 
 
 class DeduplicateTouchpoints(beam.PTransform):
     """Touchpoint batches ``(bucket of event_id, packed table)`` (any sources) -> ``{touchpoints:
-    (bucket, packed table) with one row per event_id, dead_letters: (file key, rows)}``. Every copy of an
+    (bucket, packed table) with one row per event_id, dead_letters: (file key, packed rows)}``. Every copy of an
     event_id is in the same bucket, so one shuffle of batches decides every event."""
 
     def __init__(self, context: RunContext):

@@ -153,7 +153,7 @@ class ParseFn(beam.DoFn):
 class ParseSplits(batches.BatchDoFn):
     """Batch parsing: a file split ``(source, path, start, end)`` -- or ``(source, [raw records])``
     from a table read -- -> touchpoint batches ``(bucket of event_id, packed Arrow table)`` for
-    deduplication, and the split's dead letters as one ``(file key, rows)`` on the ``dead_letters``
+    deduplication, and the split's dead letters as one ``(file key, packed rows)`` on the ``dead_letters``
     output (the key names the split: a retry stages the same file again). Every
     record goes through :class:`RecordParser`, exactly as in streaming; counters are reported once
     per split."""
@@ -198,7 +198,7 @@ class ParseSplits(batches.BatchDoFn):
                 touchpoints = []
         yield from self._keyed(touchpoints)
         if dead:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, (file_key, dead))
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, (file_key, self._ctx.shuffle.pack(dead)))
         self._counts[source].report(read, parsed, reasons)
 
     def _keyed(self, touchpoints: list[dict]):

@@ -60,11 +60,12 @@ class Identity(beam.PTransform):
     """The identity stage of the pipeline (see the module doc).
 
     Inputs: ``touchpoints`` -- (bucket of event_id, packed table), one row per event_id;
-    ``dead_letters`` -- (file key, rows); stored tables as Arrow tables of their rows (any may be
+    ``dead_letters`` -- (file key, packed rows); stored tables as Arrow tables of their rows (any may be
     missing: a first run). Outputs: ``touchpoints`` (bucket, packed: this run's attributed plus the
     re-attributed stored ones), ``stored`` (bucket, packed: the other stored touchpoints, as stored),
-    ``scopes`` (lists of (person_id, day)), ``dead_letters`` and every identity table as (file key,
-    rows)."""
+    ``scopes`` (lists of (person_id, day)), ``dead_letters`` and every identity table as (file key, rows: packed where the rows cross a
+    flatten on their way to staging -- dead letters, identity_map, identity_quarantine -- so the
+    local runner's driver holds a path, not the rows)."""
 
     def __init__(self, context: RunContext, config: IdentityConfig | None = None, history_from: int | None = None):
         """``history_from``: the first day (days since the epoch) of ``history`` rows that take part
@@ -91,7 +92,7 @@ class Identity(beam.PTransform):
         if "erasure_requests" in inputs:
             erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.FlatMap(erased_hashes))
             touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(ctx.shuffle), erased)
-            dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(), erased)
+            dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(ctx.shuffle), erased)
         history = None
         if "history" in inputs:
             history = (

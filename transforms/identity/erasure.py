@@ -108,19 +108,28 @@ class StripErased(beam.DoFn):
 
 
 class DropErasedDeadLetters(beam.DoFn):
-    """A list of dead letters -> the same without those that carry an erased identifier's token."""
+    """(file key, dead letters: a list or packed bytes of one) -> the same without those that carry
+    an erased identifier's token (packed again when any was dropped)."""
+
+    def __init__(self, shuffle: Shuffle | None = None):
+        self._shuffle = shuffle or Shuffle()
 
     def setup(self):
         self._erased = SetCache()
         self._counters = {}
 
     def process(self, element, erased_list):
-        key, rows = element
+        key, batch = element
         erased = self._erased(erased_list)
-        if erased:
-            rows = [row for row in rows if not self._erased_row(row, erased)]
-        if rows:
-            yield key, rows
+        if not erased:
+            yield element
+            return
+        rows = unpack(batch) if isinstance(batch, (bytes, bytearray)) else batch
+        kept = [row for row in rows if not self._erased_row(row, erased)]
+        if len(kept) == len(rows):
+            yield element
+        elif kept:
+            yield key, self._shuffle.pack(kept)
 
     def _erased_row(self, row: dict, erased: frozenset) -> bool:
         if any(h in erased for h in TOKEN.findall(row["raw_payload"] or "")):

@@ -131,7 +131,7 @@ class _Decide(beam.DoFn):
             yield beam.pvalue.TaggedOutput(MERGES, (key, merges))
         yield from self._ctx.shuffle.keyed((h, (h, person)) for h, person in persons)
         if rows:
-            yield beam.pvalue.TaggedOutput(ROWS, (f"persons-{key:05d}", rows))
+            yield beam.pvalue.TaggedOutput(ROWS, (f"persons-{key:05d}", self._ctx.shuffle.pack(rows)))
 
 
 def map_row(id_hash: str, verdict: dict, person_id: str | None, ctx: RunContext) -> dict:
@@ -209,7 +209,7 @@ def _quarantined_rows(element, ctx: RunContext):
         if changed(row, verdict["previous"]):
             rows.append(row)
     if rows:
-        yield f"quarantined-{key:05d}", rows
+        yield f"quarantined-{key:05d}", ctx.shuffle.pack(rows)
 
 
 def _repoint(element, ctx: RunContext):
@@ -252,7 +252,7 @@ class AssignPersons(beam.PTransform):
     """{linked: (bucket of label, packed [(id_hash, label, kind, verdict)]), quarantined: (bucket,
     packed [(id_hash, verdict)]), [identity_map: present when a map is stored], [person_merges:
     stored row tables]}
-    -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), identity_map: (file key, changed
+    -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), identity_map: (file key, packed changed
         rows), person_merges: (file key, new and repointed rows), scopes: lists of (person_id, 0) of
         merged-away/vanished persons}."""
 

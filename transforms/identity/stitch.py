@@ -87,7 +87,7 @@ def _quarantine_rows(element, ctx: RunContext):
     rows = [quarantine_row(verdict, ctx.run_id) for id_hash, verdict in unpack(blob)
             if changed(map_row(id_hash, verdict, None, ctx), verdict["previous"])]
     if rows:
-        yield f"quarantine-{key:05d}", rows
+        yield f"quarantine-{key:05d}", ctx.shuffle.pack(rows)
 
 
 class StitchPersons(beam.PTransform):
