@@ -102,6 +102,7 @@ def measure(kind: str, size: int, mode: str, max_rounds: int) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from touchline.pipelines.batch import counters
+    from touchline.pipelines.runners import batch_pipeline
     from touchline.transforms.context import RunContext
     from touchline.transforms.identity import IdentityConfig, StitchPersons
 
@@ -110,7 +111,7 @@ def measure(kind: str, size: int, mode: str, max_rounds: int) -> dict:
         flags.append("--direct_num_workers=2")
     ctx = RunContext("bench", dt.date(2026, 10, 31), "demo", buckets=buckets_for(size))
     started = time.time()
-    p = beam.Pipeline(options=PipelineOptions(flags))
+    p = batch_pipeline(PipelineOptions(flags))
     if kind == "chain":
         rows = p | "Chain" >> beam.Create([chain_events(size)])
         identifiers, events = 1 << size, (1 << size) - 1

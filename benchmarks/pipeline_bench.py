@@ -237,11 +237,11 @@ def build_prefix(p, plan, prefix: str):
 
 def run_one(kind: str, data: str, mode: str, workers: int, work: str, flags: list[str] | None = None) -> dict:
     """One measured run in this process: ``floor``, or a prefix of the batch graph (``full`` = touchline batch)."""
-    import apache_beam as beam
     from apache_beam.runners.runner import PipelineState
 
     from touchline.pipelines import batch
     from touchline.pipelines.options import parse_pipeline_args, resolve_batch
+    from touchline.pipelines.runners import batch_pipeline
 
     warehouse = os.path.join(work, "bench.duckdb")
     argv = ["--input", data, "--warehouse", warehouse, "--hash_key_source", KEY_SOURCE, "--logical_date", LOGICAL_DATE,
@@ -256,7 +256,7 @@ def run_one(kind: str, data: str, mode: str, workers: int, work: str, flags: lis
     plan = resolve_batch(options)
     try:
         plan.warehouse.init()
-        p = beam.Pipeline(options=options)
+        p = batch_pipeline(options)
         if kind == "floor":
             build_floor(p, plan.inputs, os.path.join(work, "floor"), plan.split_bytes)
         elif kind == "coarse_floor":

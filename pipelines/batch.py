@@ -46,6 +46,7 @@ from touchline.transforms.warehouse.state import ReadStoredState, StateRequest
 from . import __version__
 from .experience_summary import summary_sections
 from .options import BatchOptions, BatchPlan, ConfigError, parse_pipeline_args, resolve_batch
+from .runners import batch_pipeline
 
 log = logging.getLogger("touchline")
 
@@ -216,13 +217,6 @@ def counters(result) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _ensure_runner(options: PipelineOptions) -> None:
-    standard = options.view_as(StandardOptions)
-    if not standard.runner:
-        # Named explicitly: Beam's default would first try to download the Prism runner.
-        standard.runner = "DirectRunner"
-
-
 def _clear(path: str) -> None:
     if FileSystems.exists(path):
         if "://" in path:
@@ -300,7 +294,6 @@ def release_freed_memory() -> None:
 
 
 def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
-    _ensure_runner(options)
     in_pipeline = commits_in_pipeline(options)
     ctx = RunContext(run_id=plan.run_id, logical_date=plan.logical_date, hash_key_source=plan.hash_key_source,
                      buckets=plan.buckets, spill_dir=FileSystems.join(plan.staging_dir, "_shuffle") if plan.spill else None)
@@ -311,7 +304,7 @@ def run_plan(plan: BatchPlan, options: PipelineOptions) -> RunResult:
     launch = launch_sources(warehouse, plan.staging_dir, plan.logical_date, plan.model, plan.experience)
     request = state_request(warehouse, plan.logical_date, plan.identity, plan.model, plan.experience, plan.state)
     stored = ReadStoredState(warehouse.url, request, plan.staging_dir) if request.names else None
-    p = beam.Pipeline(options=options)
+    p = batch_pipeline(options)
     table_reads = {channel: ReadBigQueryTable(source, plan.bigquery, plan.read_streams, plan.bigquery.project)
                    for channel, source in plan.tables.items()}
     tables = build_pipeline(p, plan.inputs, ctx, plan.split_bytes, plan.identity, launch, table_reads,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from touchline.transforms.experience import MICROS_PER_DAY
@@ -36,6 +36,7 @@ from touchline.transforms.warehouse.staging import SnapshotRows
 
 from .options import (ConfigError, ExperienceOptions, TouchlineOptions, date_flag, default_staging_dir, parse_pipeline_args,
                       resolve_experience)
+from .runners import batch_pipeline
 
 EPOCH = dt.date(1970, 1, 1)
 
@@ -111,9 +112,6 @@ def run(argv: list[str], prog: str = "touchline calibrate") -> CalibrationRun:
 
 
 def _answers(warehouse, options: PipelineOptions, model: ScoringModel, settings, from_date: dt.date, to_date: dt.date):
-    standard = options.view_as(StandardOptions)
-    if not standard.runner:
-        standard.runner = "DirectRunner"  # named: Beam's default would first try to download Prism
     warmup = int(math.ceil(4 * model.half_life_days))
     key = hashlib.sha256(json.dumps([warehouse.url, str(from_date), str(to_date), model.fingerprint]).encode()).hexdigest()[:12]
     staging = default_staging_dir(warehouse, options, f"calibrate-{key}")
@@ -121,7 +119,7 @@ def _answers(warehouse, options: PipelineOptions, model: ScoringModel, settings,
         shutil.rmtree(staging, ignore_errors=True)
     start = from_date - dt.timedelta(days=warmup)
     where = f"event_date >= DATE '{start.isoformat()}' AND event_date <= DATE '{to_date.isoformat()}'"
-    p = beam.Pipeline(options=options)
+    p = batch_pipeline(options)
     (
         p
         | "ReadTouchpoints" >> warehouse.read("touchpoints", staging, where)

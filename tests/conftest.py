@@ -16,7 +16,9 @@ from .pubsub_emulator import pubsub_emulator  # noqa: F401 -- session fixture: t
 
 import datetime as dt
 
-RUNNER = "DirectRunner"
+#: the engine behind Beam's DirectRunner for batch, named directly: the DirectRunner itself first tries to
+#: download and run Prism (apache-beam >= 2.68), so a machine with internet would test another runner
+RUNNER = "FnApiRunner"
 STREAMING_RUNNER = "BundleBasedDirectRunner"
 
 

@@ -42,7 +42,7 @@ from touchline.transforms.scoring.model import load_model
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
 from touchline.transforms.warehouse.staging import ReadSnapshot
 
-RUNNER = "DirectRunner"
+from .conftest import RUNNER
 EPOCH = dt.date(1970, 1, 1)
 
 
