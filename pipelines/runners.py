@@ -21,9 +21,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 LOCAL = ("directrunner", "switchingdirectrunner", "direct", "switchingdirect")
 
 
-def local_runner_name(options: PipelineOptions) -> bool:
-    """Whether ``options`` name Beam's switching local runner (or none; then it is named, as the
-    default would try Prism first)."""
+def runs_locally(options: PipelineOptions) -> bool:
+    """Whether ``options`` run a batch pipeline on Beam's switching local runner (or name none: then
+    ``DirectRunner`` is set, so ``pipeline_runs`` records it -- Beam's default would try Prism first)."""
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
@@ -45,9 +45,9 @@ def fn_api_runner(options: PipelineOptions):
 def batch_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """A ``beam.Pipeline`` for a batch run: on the FnApiRunner when the local runner is named (see
     the module doc), else on the runner the options name."""
-    if local_runner_name(options):
+    if runs_locally(options):
         return beam.Pipeline(runner=fn_api_runner(options), options=options)
     return beam.Pipeline(options=options)
 
 
-__all__ = ["batch_pipeline", "fn_api_runner", "local_runner_name", "LOCAL"]
+__all__ = ["batch_pipeline", "fn_api_runner", "runs_locally", "LOCAL"]

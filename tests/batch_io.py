@@ -12,7 +12,7 @@ import apache_beam as beam
 
 from touchline import schemas
 from touchline.transforms import batches
-from touchline.transforms.packing import pack, unpack
+from touchline.transforms.packing import pack, restore
 
 TOUCHPOINT = schemas.table_schema("touchpoints")
 
@@ -49,8 +49,7 @@ def create_table(p, label: str, table: str, rows: list[dict]):
 
 def rows_of_batch(batch, table: str) -> list[dict]:
     """A batch in any of the pipeline's shapes -> datum rows of ``table``."""
-    if isinstance(batch, (bytes, bytearray)):
-        batch = unpack(batch)
+    batch = restore(batch)
     if isinstance(batch, list):
         return batch
     return batches.datum_rows(batches.conform(batch, schemas.table_schema(table)), schemas.table_schema(table))

@@ -79,6 +79,11 @@ def unpack(blob: bytes) -> Any:
     return pickle.loads(view[1:])
 
 
+def restore(batch: Any) -> Any:
+    """A batch as its maker built it: packed bytes unpacked, anything else (a table, a list) as given."""
+    return unpack(batch) if isinstance(batch, (bytes, bytearray)) else batch
+
+
 def _write(path: str, data: bytes) -> None:
     if "://" in path:
         with FileSystems.create(path) as fh:
@@ -177,4 +182,4 @@ class GroupBuckets(beam.PTransform):
         )
 
 
-__all__ = ["CoGroupByBucket", "GroupBuckets", "KeyTable", "Shuffle", "pack", "unpack"]
+__all__ = ["CoGroupByBucket", "GroupBuckets", "KeyTable", "Shuffle", "pack", "restore", "unpack"]

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from ..packing import Shuffle, unpack
+from ..packing import Shuffle, restore, unpack
 from ..parse import NAMESPACE
 from .broadcast import SetCache
 from .graph import strongest
@@ -124,7 +124,7 @@ class DropErasedDeadLetters(beam.DoFn):
         if not erased:
             yield element
             return
-        rows = unpack(batch) if isinstance(batch, (bytes, bytearray)) else batch
+        rows = restore(batch)
         kept = [row for row in rows if not self._erased_row(row, erased)]
         if len(kept) == len(rows):
             yield element

@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from ... import schemas
 from ...schemas.bigquery import load_avro_schema, load_datum
 from .. import batches
-from ..packing import unpack
+from ..packing import restore
 
 PARQUET_SUFFIX = ".parquet"
 AVRO_SUFFIX = ".avro"
@@ -23,8 +23,7 @@ def table_dir(staging_dir: str, table: str) -> str:
 def _table_of(batch, spec) -> pa.Table:
     """A batch -- an Arrow table (types conformed, extra columns dropped), packed bytes of one, or a
     list of datum rows -- as a table of the table's schema."""
-    if isinstance(batch, (bytes, bytearray)):
-        batch = unpack(batch)
+    batch = restore(batch)
     if isinstance(batch, list):
         return batches.from_rows(batch, spec)
     return batches.conform(batch, spec)
