@@ -104,12 +104,14 @@ def build_pipeline(
     deduped = keyed | "Deduplicate" >> DeduplicateTouchpoints(ctx)
     dead_letters.append(deduped[DEAD_LETTERS])
     previous = {name: p | f"ReadStored{camel(name)}" >> source for name, source in (state or {}).items()}
+    moved = None
     if stored is not None:
         previous.update(deduped[TOUCHPOINTS] | "ReadStoredState" >> stored)
+        moved = stored.moved_history()
     history = {name: previous.pop(name) for name in list(previous) if name.startswith("history_")}
     stitched = (
         {TOUCHPOINTS: deduped[TOUCHPOINTS], DEAD_LETTERS: dead_letters | "FlattenDeadLetters" >> beam.Flatten(), **previous}
-        | "Identity" >> Identity(ctx, identity, history_from=ctx.logical_day - identity.lookback_days)
+        | "Identity" >> Identity(ctx, identity, history_from=ctx.logical_day - identity.lookback_days, moved_history=moved)
     )
     touchpoints = stitched[TOUCHPOINTS]
     out = {table: stitched[table] for table in ("dead_letters", *IDENTITY_TABLES)}
@@ -179,8 +181,12 @@ def state_request(warehouse, logical_date: dt.date, identity: IdentityConfig, mo
             start = dt.date(1970, 1, 1) + dt.timedelta(days=window)
             checks["history_surveys"] = ("touchpoints", f"event_date >= DATE '{start.isoformat()}' AND survey_kind IS NOT NULL")
     names = tuple(name for name, (table, where) in checks.items() if _has_rows(warehouse, table, where))
-    return StateRequest(names=names, mode=mode, history_since=None if since is None else (since - dt.date(1970, 1, 1)).days,
-                        window=window, earliest=earliest)
+    history = None if since is None else (since - dt.date(1970, 1, 1)).days
+    # identity's lookback reaching further back than the experience window: the older stored
+    # touchpoints are read after stitching, and only those that can move
+    moved_before = window if mode == "affected" and history is not None and window is not None and history < window else None
+    return StateRequest(names=names, mode=mode, history_since=history, window=window, earliest=earliest,
+                        moved_before=moved_before)
 
 
 def launch_sources(warehouse, staging_dir: str, logical_date: dt.date, model: ScoringModel | None,

@@ -41,8 +41,9 @@ def batch_graph() -> beam.Pipeline:
     warehouse = BigQueryWarehouse("project", "touchline")
     state = {name: beam.Create([]) for name in batch.AT_LAUNCH}
     day = ctx.logical_day
-    request = StateRequest(names=tuple(SHAPES), history_since=day - 30, window=settings.window_start(day, model),
-                           earliest=settings.earliest_day(day))
+    window = settings.window_start(day, model)
+    request = StateRequest(names=tuple(name for name in SHAPES if name != "history_moved"), history_since=day - 30,
+                           window=window, earliest=settings.earliest_day(day), moved_before=window)
     stored = ReadStoredState(warehouse.url, request, "gs://bucket/touchline-staging/graph")
     tables = batch.build_pipeline(p, inputs, ctx, 64 << 20, IdentityConfig(), state, None, model, settings, stored)
     run_row = {"run_id": "graph", "metrics": []}

@@ -224,6 +224,43 @@ def test_documented_example_queries_run_on_bigquery(bigquery_run, bigquery_emula
     assert ran >= 4
 
 
+def test_late_login_beyond_the_experience_window_moves_the_same_touchpoints_as_on_duckdb(bigquery_emulator, tmp_path):
+    """The second, moved-only read of stored touchpoints (``history_moved``: the identity lookback
+    before the experience window) through BigQuery scratch tables and UNNEST: the late login of
+    2026-10-31 re-attributes the cookie's touchpoint of 2026-10-01 exactly as the DuckDB run does."""
+    from touchline.transforms.warehouse import open_warehouse
+
+    from .test_identity_lifecycle import run_batch
+    from .test_incremental import _inputs
+
+    day1, day2 = _inputs(tmp_path / "input")
+    dataset = new_dataset("moved")
+    url = bigquery_emulator.url(dataset)
+    wh = open_warehouse(url)
+    wh.init()
+    wh.close()
+    flags = ["--hash_key_source", "demo", "--identity_degree_caps", "device_id=3"]
+    bq = [*flags, "--bigquery_endpoint", bigquery_emulator.endpoint, "--bigquery_storage_endpoint",
+          bigquery_emulator.storage_endpoint, "--staging_dir", str(tmp_path / "staging")]
+    local = str(tmp_path / "ref.duckdb")
+    results = {}
+    for name, warehouse, extra in (("bigquery", f"bigquery://{PROJECT}.{dataset}", bq), ("duckdb", local, flags)):
+        run_batch(warehouse, "2026-10-20", day1, extra)
+        results[name] = run_batch(warehouse, "2026-10-31", day2, extra)
+    assert results["bigquery"].counters["state.history_moved.rows"] == results["duckdb"].counters["state.history_moved.rows"] >= 1
+    wh = open_warehouse(url)
+    try:
+        persons = dict(wh.query("SELECT event_id, person_id FROM touchpoints WHERE event_date >= DATE '1970-01-01'"))
+    finally:
+        wh.close()
+    con = duckdb.connect(local, read_only=True)
+    try:
+        assert persons == dict(con.execute("SELECT event_id, person_id FROM touchpoints").fetchall())
+    finally:
+        con.close()
+    assert persons["w-old"] == persons["a-1"] is not None
+
+
 # -- erasure (last in this module: it changes the shared dataset) -----------------------------------
 
 def test_erase_on_bigquery_removes_the_person_everywhere_and_a_replay_keeps_them_out(bigquery_run, bigquery_emulator):

@@ -95,14 +95,14 @@ def _inputs(root):
     return day1, day2
 
 
-def _lifecycle(root, wh: str, mode: str) -> list[dict]:
+def _lifecycle(root, wh: str, mode: str, lookback: int = 14) -> list[dict]:
     """Late login, merge, quarantine, erasure and a replay of everything, in one warehouse; a dump after each step."""
     if (root / "d1").exists():  # written by the first call: rewriting them would change their mtimes (run ids)
         day1 = {"web": str(root / "d1" / "web.jsonl"), "app": str(root / "d1" / "app.jsonl")}
         day2 = {"web": str(root / "d2" / "web.jsonl")}
     else:
         day1, day2 = _inputs(root)
-    flags = [*FLAGS, "--identity_lookback_days", "14", "--identity_degree_caps", "device_id=3", "--state", mode]
+    flags = [*FLAGS, "--identity_lookback_days", str(lookback), "--identity_degree_caps", "device_id=3", "--state", mode]
 
     def run(inputs, date):
         return run_batch(wh, date, inputs, flags)
@@ -118,15 +118,43 @@ def _lifecycle(root, wh: str, mode: str) -> list[dict]:
     return dumps
 
 
-def test_late_links_merges_quarantine_erasure_and_replay_read_incrementally_equal_full_reads(tmp_path):
-    affected = _lifecycle(tmp_path / "input", str(tmp_path / "a.duckdb"), "affected")
-    full = _lifecycle(tmp_path / "input", str(tmp_path / "f.duckdb"), "full")  # the same files: the same run ids
+@pytest.mark.parametrize("lookback", [14, 30], ids=["lookback-in-window", "lookback-beyond-window"])
+def test_late_links_merges_quarantine_erasure_and_replay_read_incrementally_equal_full_reads(tmp_path, lookback):
+    """14 days: the identity lookback lies inside the experience window (read at once); 30 (the
+    default): its older part is read after stitching, only where an identifier moved."""
+    affected = _lifecycle(tmp_path / "input", str(tmp_path / "a.duckdb"), "affected", lookback)
+    full = _lifecycle(tmp_path / "input", str(tmp_path / "f.duckdb"), "full", lookback)  # the same files: the same run ids
     for step, (a, b) in enumerate(zip(affected, full)):
         for table in a:
             assert a[table] == b[table], (step, table)
     merged = affected[1]["person_merges"]
     quarantined = {row[0] for row in affected[1]["identity_quarantine"]}
     assert merged and quarantined, "the scenario must merge persons and quarantine the kiosk"
+    if lookback == 30:
+        # the late login of 2026-10-31 moves w-old (2026-10-01: before the experience window, which
+        # starts 2026-10-16) to Ann's person: read by the second, moved-only read
+        moved = read_counter(str(tmp_path / "a.duckdb"), "state.history_moved.rows")
+        assert moved[1] >= 1, moved
+        persons = {row[0]: row for row in _touchpoint_persons(str(tmp_path / "a.duckdb"))}
+        assert persons["w-old"][1] == persons["a-1"][1] is not None
+
+
+def read_counter(path: str, name: str) -> list[int]:
+    """A counter of every run, in run order (0 where a run did not count it)."""
+    con = duckdb.connect(path, read_only=True)
+    try:
+        runs = con.execute("SELECT metrics FROM pipeline_runs ORDER BY logical_date, started_at").fetchall()
+    finally:
+        con.close()
+    return [sum(m["value"] for m in metrics if m["name"] == name) for (metrics,) in runs]
+
+
+def _touchpoint_persons(path: str) -> list[tuple]:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return con.execute("SELECT event_id, person_id FROM touchpoints").fetchall()
+    finally:
+        con.close()
 
 
 def test_backfill_resumes_at_the_failed_day_and_skips_committed_days(daily, tmp_path, capsys):

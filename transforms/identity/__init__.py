@@ -67,14 +67,22 @@ class Identity(beam.PTransform):
     flatten on their way to staging -- dead letters, identity_map, identity_quarantine -- so the
     local runner's driver holds a path, not the rows)."""
 
-    def __init__(self, context: RunContext, config: IdentityConfig | None = None, history_from: int | None = None):
+    def __init__(self, context: RunContext, config: IdentityConfig | None = None, history_from: int | None = None,
+                 moved_history: beam.PTransform | None = None):
         """``history_from``: the first day (days since the epoch) of ``history`` rows that take part
         in attribution, when the caller read stored touchpoints further back for later stages (the
-        others pass through as stored); None: all of them (``history`` is the lookback window)."""
+        others pass through as stored); None: all of them (``history`` is the lookback window).
+
+        ``moved_history``: when ``history`` holds only part of the lookback (the caller's later
+        stages need the rest of it only where a person changes), the step that reads the other
+        stored touchpoints that can move: PCollection of lists of the hashes of identifiers whose
+        person or status changed this run (``Stitch``'s ``moved``) -> stored touchpoint tables
+        (``touchline.transforms.warehouse.state.ReadMovedHistory``). They join ``history``."""
         super().__init__()
         self._ctx = context
         self._config = config or IdentityConfig()
         self._history_from = history_from
+        self._moved_history = moved_history
 
     def expand(self, inputs):
         ctx, config = self._ctx, self._config
@@ -93,20 +101,23 @@ class Identity(beam.PTransform):
             erased = beam.pvalue.AsList(inputs["erasure_requests"] | "ErasedHashes" >> beam.FlatMap(erased_hashes))
             touchpoints = touchpoints | "StripTouchpoints" >> beam.ParDo(StripErased(ctx.shuffle), erased)
             dead_letters = dead_letters | "DropDeadLetters" >> beam.ParDo(DropErasedDeadLetters(ctx.shuffle), erased)
-        history = None
-        if "history" in inputs:
-            history = (
-                {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids, ctx.shuffle), "stored": inputs["history"]}
-                | "MarkReplayed" >> MarkReplayed(ctx.shuffle)
-            )
-            if erased is not None:
-                history = history | "StripHistory" >> beam.ParDo(StripErased(ctx.shuffle, history=True), erased)
         stitched = (
             {"touchpoints": touchpoints,
              **{name: inputs[name] for name in ("identity_map", "identity_links", "person_merges", "identity_excluded")
                 if name in inputs}}
             | "Stitch" >> StitchPersons(ctx, config)
         )
+        history = None
+        if "history" in inputs:
+            stored = {"stored": inputs["history"]}
+            if self._moved_history is not None:  # the older stored touchpoints that can move, read now
+                stored["moved"] = stitched["moved"] | "ReadMovedHistory" >> self._moved_history
+            history = (
+                {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids, ctx.shuffle), **stored}
+                | "MarkReplayed" >> MarkReplayed(ctx.shuffle)
+            )
+            if erased is not None:
+                history = history | "StripHistory" >> beam.ParDo(StripErased(ctx.shuffle, history=True), erased)
         attributed = (
             {"touchpoints": touchpoints, "persons": stitched["persons"], "excluded": stitched["excluded"],
              **({"history": history} if history is not None else {})}

@@ -68,25 +68,29 @@ class _MarkReplayed(beam.DoFn):
 
     def process(self, element):
         key, groups = element
-        if not groups["stored"]:
+        parts = [table for name, tables in groups.items() if name != "run" for table in tables]
+        if not parts:
             return
-        stored = batches.concat(groups["stored"])
+        stored = batches.concat(parts)
         run = pa.array([e for ids in groups["run"] for e in ids], pa.string())
         yield key, self._shuffle.pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)))
 
 
 class MarkReplayed(beam.PTransform):
     """{run: (bucket of event_id, packed event id lists of this run), stored: stored touchpoint
-    tables} -> (bucket, packed stored touchpoints with ``_in_run``: this run has the event too)."""
+    tables, [any other name: more stored touchpoint tables]} -> (bucket, packed stored touchpoints
+    with ``_in_run``: this run has the event too). Each stored input is keyed where it is read
+    (a flatten of raw tables from two reads would be held whole by the local runner)."""
 
     def __init__(self, shuffle: Shuffle):
         super().__init__()
         self._shuffle = shuffle
 
     def expand(self, inputs):
-        stored = inputs["stored"] | "KeyByEventId" >> beam.ParDo(KeyTable("event_id", self._shuffle))
+        stored = {name: tables | f"KeyByEventId{'' if name == 'stored' else name.title()}" >> beam.ParDo(
+                  KeyTable("event_id", self._shuffle)) for name, tables in inputs.items() if name != "run"}
         return (
-            {"run": inputs["run"], "stored": stored}
+            {"run": inputs["run"], **stored}
             | "JoinRunEventIds" >> CoGroupByBucket()
             | "Mark" >> beam.ParDo(_MarkReplayed(self._shuffle))
         )

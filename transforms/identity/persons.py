@@ -39,6 +39,7 @@ MERGES_SPEC = schemas.table_schema("person_merges")
 
 MERGES = "merges"
 ROWS = "rows"
+MOVED = "moved"
 VANISHED = "vanished"
 LINKED = "linked"
 QUARANTINED = "quarantined"
@@ -77,28 +78,39 @@ def choose_person(strongest: tuple[int, str], candidates: list[tuple[str, bool, 
     return derived_person_id(strongest[1])
 
 
-def decide(members: list[tuple], candidates: list[tuple], ctx: RunContext) -> tuple[str | None, list, list, list]:
+def moved(row: dict, previous: dict | None) -> bool:
+    """The identifier's person or status is not the stored one: a stored touchpoint it is the
+    attribution key of (or could become the key of) may belong to another person now. A new
+    identifier (nothing stored) is in no stored touchpoint (see ``.attribute``)."""
+    return previous is not None and (row["person_id"] != previous.get("person_id") or row["status"] != previous.get("status"))
+
+
+def decide(members: list[tuple], candidates: list[tuple], ctx: RunContext) -> tuple[str | None, list, list, list, list]:
     """One component: members ``(id_hash, label, kind, verdict)`` and the candidates whose home it
     is -> ``(person_id, merges [(old, person_id)], persons [(id_hash, person_id)], changed
-    identity_map rows)``; ``person_id`` None for a component without members."""
+    identity_map rows, hashes of the members that moved)``; ``person_id`` None for a component
+    without members."""
     strongest = min(((priority(kind), id_hash) for id_hash, _label, kind, _ in members), default=None)
     if strongest is None:
-        return None, [], [], []
+        return None, [], [], [], []
     candidates = sorted(candidates)
     person = choose_person(strongest, candidates)
     merges = [(old, person) for old, _identified, _first in candidates if old != person]
-    persons, rows = [], []
+    persons, rows, gone = [], [], []
     for id_hash, _label, _kind, verdict in members:
         persons.append((id_hash, person))
         row = map_row(id_hash, verdict, person, ctx)
         if changed(row, verdict["previous"]):
             rows.append(row)
-    return person, merges, persons, rows
+            if moved(row, verdict["previous"]):
+                gone.append(id_hash)
+    return person, merges, persons, rows, gone
 
 
 class _Decide(beam.DoFn):
     """(bucket of label, {members, [candidates]}) -> persons ``(id_hash, person_id)`` keyed by the
-    bucket of the identifier; tagged: changed identity_map rows and merges ``(old, new)``."""
+    bucket of the identifier; tagged: changed identity_map rows, merges ``(old, new)`` and the
+    hashes of identifiers that :func:`moved`."""
 
     def __init__(self, context: RunContext):
         self._ctx = context
@@ -114,16 +126,17 @@ class _Decide(beam.DoFn):
         for records in groups.get("candidates", ()):
             for label, cand in records:
                 candidates.setdefault(label, []).append(cand)
-        persons, rows, merges = [], [], []
+        persons, rows, merges, gone = [], [], [], []
         decided = 0
         for label, members in components.items():
-            person, merged, assigned, changed_rows = decide(members, candidates.get(label, []), self._ctx)
+            person, merged, assigned, changed_rows, moved_ids = decide(members, candidates.get(label, []), self._ctx)
             if person is None:
                 continue
             decided += 1
             persons.extend(assigned)
             rows.extend(changed_rows)
             merges.extend(merged)
+            gone.extend(moved_ids)
         if decided:
             self._persons.inc(decided)
         if merges:
@@ -132,6 +145,8 @@ class _Decide(beam.DoFn):
         yield from self._ctx.shuffle.keyed((h, (h, person)) for h, person in persons)
         if rows:
             yield beam.pvalue.TaggedOutput(ROWS, (f"persons-{key:05d}", self._ctx.shuffle.pack(rows)))
+        if gone:
+            yield beam.pvalue.TaggedOutput(MOVED, gone)
 
 
 def map_row(id_hash: str, verdict: dict, person_id: str | None, ctx: RunContext) -> dict:
@@ -202,14 +217,20 @@ class _Homes(beam.DoFn):
 
 
 def _quarantined_rows(element, ctx: RunContext):
+    """(bucket, quarantined verdicts) -> (file key, packed changed identity_map rows); tagged: the
+    hashes of those that :func:`moved` (quarantined now, linked before)."""
     key, verdicts = element
-    rows = []
+    rows, gone = [], []
     for id_hash, verdict in verdicts:
         row = map_row(id_hash, verdict, None, ctx)
         if changed(row, verdict["previous"]):
             rows.append(row)
+            if moved(row, verdict["previous"]):
+                gone.append(id_hash)
     if rows:
         yield f"quarantined-{key:05d}", ctx.shuffle.pack(rows)
+    if gone:
+        yield beam.pvalue.TaggedOutput(MOVED, gone)
 
 
 def _repoint(element, ctx: RunContext):
@@ -254,7 +275,8 @@ class AssignPersons(beam.PTransform):
     stored row tables]}
     -> {persons: (bucket of id_hash, packed [(id_hash, person_id)]), identity_map: (file key, packed changed
         rows), person_merges: (file key, new and repointed rows), scopes: lists of (person_id, 0) of
-        merged-away/vanished persons}."""
+        merged-away/vanished persons, moved: lists of the hashes of identifiers whose person or
+        status changed}."""
 
     def __init__(self, context: RunContext, stored_map: bool = True):
         super().__init__()
@@ -281,9 +303,10 @@ class AssignPersons(beam.PTransform):
         decided = (
             decide_inputs
             | "JoinCandidates" >> CoGroupByBucket()
-            | "Decide" >> beam.ParDo(_Decide(ctx)).with_outputs(MERGES, ROWS, main="persons")
+            | "Decide" >> beam.ParDo(_Decide(ctx)).with_outputs(MERGES, ROWS, MOVED, main="persons")
         )
-        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(lambda kv: _quarantined_rows((kv[0], unpack(kv[1])), ctx))
+        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(
+            lambda kv: _quarantined_rows((kv[0], unpack(kv[1])), ctx)).with_outputs(MOVED, main=ROWS)
         merges = decided[MERGES]
         if "person_merges" in inputs:
             rows = (
@@ -305,7 +328,8 @@ class AssignPersons(beam.PTransform):
         )
         return {
             "persons": decided["persons"],
-            "identity_map": (decided[ROWS], quarantine_rows) | "MapRowsAll" >> beam.Flatten(),
+            "identity_map": (decided[ROWS], quarantine_rows[ROWS]) | "MapRowsAll" >> beam.Flatten(),
+            MOVED: (decided[MOVED], quarantine_rows[MOVED]) | "MovedAll" >> beam.Flatten(),
             "person_merges": rows,
             "scopes": scopes,
         }

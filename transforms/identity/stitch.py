@@ -139,4 +139,5 @@ class StitchPersons(beam.PTransform):
             "identity_quarantine": quarantined | "QuarantineRows" >> beam.FlatMap(_quarantine_rows, ctx),
             "person_merges": persons["person_merges"],
             "scopes": persons["scopes"],
+            "moved": persons["moved"],
         }

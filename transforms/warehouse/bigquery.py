@@ -623,6 +623,13 @@ def _param(value: Any):
     return bigquery.ScalarQueryParameter(None, kind, value)
 
 
+class _Columns:
+    """The part of a table spec ``_snapshot`` reads: the columns (for a scratch table of keys)."""
+
+    def __init__(self, columns: tuple[str, ...]):
+        self.columns = list(columns)
+
+
 class BigQuerySession(Session):
     """:class:`touchline.transforms.warehouse.state.Session` on scratch tables ``_state_<token>_<name>``
     in the dataset: keys are loaded from their files (NDJSON load jobs), each step is one query
@@ -673,6 +680,13 @@ class BigQuerySession(Session):
 
     def unnest_ids(self, source: str) -> str:
         return f"SELECT DISTINCT i.id_hash AS id_hash FROM {self.t(source)}, UNNEST(identifiers) AS i"
+
+    def events_holding(self, where: str, ids: str) -> str:
+        return (f"SELECT t.event_id FROM {self._wh._fq('touchpoints')} t, UNNEST(t.identifiers) AS i "
+                f"WHERE {where} AND i.id_hash IN (SELECT id_hash FROM {self.t(ids)})")
+
+    def keep(self, name: str, column: str, folder: str) -> tuple[list[str], int]:
+        return self._wh._snapshot(self._name(name), _Columns((column,)), folder)
 
     def export(self, name: str, table: str, where: str, folder: str) -> tuple[list[str], int]:
         spec = schemas.table_schema(table)

@@ -246,7 +246,7 @@ class DuckDBWarehouse(Warehouse):
         path = os.path.join(folder, "snapshot.parquet")
         cols = ", ".join(quote(c) for c in spec.columns)
         condition = f" WHERE {where}" if where else ""
-        self._connect().execute(f"COPY (SELECT {cols} FROM {quote(spec.name)}{condition}) TO {_lit(path)} (FORMAT PARQUET)")
+        self._connect().execute(f"COPY (SELECT {cols} FROM {quote(spec.name)}{condition}) TO {_lit(path)} (FORMAT PARQUET, COMPRESSION lz4)")
         return ReadSnapshot(table, [path])
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
@@ -332,13 +332,23 @@ class DuckDBSession(Session):
     def unnest_ids(self, source: str) -> str:
         return f"SELECT DISTINCT unnest(identifiers).id_hash AS id_hash FROM {self.t(source)}"
 
+    def events_holding(self, where: str, ids: str) -> str:
+        return (f"SELECT event_id FROM (SELECT event_id, unnest(identifiers).id_hash AS id_hash FROM touchpoints "
+                f"WHERE {where}) q WHERE id_hash IN (SELECT id_hash FROM {self.t(ids)})")
+
+    def keep(self, name: str, column: str, folder: str) -> tuple[list[str], int]:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{name}.parquet")
+        self._con.execute(f"COPY (SELECT DISTINCT {quote(column)} FROM {self.t(name)}) TO {_lit(path)} (FORMAT PARQUET)")
+        return [path], self.count(name)
+
     def export(self, name: str, table: str, where: str, folder: str) -> tuple[list[str], int]:
         spec = schemas.table_schema(table)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "snapshot.parquet")
         cols = ", ".join(quote(c) for c in spec.columns)
-        self.create(f"x_{name}", f"SELECT {cols} FROM {quote(spec.name)} WHERE {where}")
-        rows = self.count(f"x_{name}")
-        self._con.execute(f"COPY {self.t(f'x_{name}')} TO {_lit(path)} (FORMAT PARQUET)")
-        self._con.execute(f"DROP TABLE {self.t(f'x_{name}')}")
+        # one pass, straight to the file (COPY returns the row count); LZ4 decodes ~3x faster than
+        # the default Snappy when the pipeline reads the snapshot back
+        (rows,) = self._con.execute(f"COPY (SELECT {cols} FROM {quote(spec.name)} WHERE {where}) TO {_lit(path)} "
+                                    f"(FORMAT PARQUET, COMPRESSION lz4)").fetchone()
         return [path], rows

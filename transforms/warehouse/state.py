@@ -18,6 +18,14 @@ semi-joins against those keys staged as tables, exactly the rows the run can aff
    has again (a replay, e.g. of a stream's provisional person); their persons join the experience
    persons ``E``, and their identifiers join the run's (then 1-3 again, until nothing changes: a
    touchpoint attributed in this run always has all its identifiers' components read).
+   When the identity lookback reaches further back than the experience stage reads
+   (``moved_before``, the default: 30 days against 15), only the touchpoints from that day on are
+   exported now (plus the replayed ones): the older ones matter only if they move to another
+   person, and one can only if one of its identifiers moves (its person or status changes this
+   run). Those are known once stitched, so :class:`ReadMovedHistory` reads them then: the
+   touchpoints of ``E`` before ``moved_before`` that hold an identifier that moved
+   (``history_moved``; ``E`` is kept from this read as a file). In steady state that is the
+   persons merged, split or logged in that day, not 15 more days of everyone touched.
 4. ``person_merges`` rows pointing at persons of ``P``; ``person_scores_daily`` / ``_current``
    rows of ``E`` (by the score lookback); and the survey answers of the read window of everyone
    else (``history_surveys``: survey aggregates are per day over all persons).
@@ -54,6 +62,7 @@ SHAPES = {
     "identity_excluded": "identity_map",
     "person_merges": "person_merges",
     "history": "touchpoints",
+    "history_moved": "touchpoints",
     "history_surveys": "touchpoints",
     "history_daily": "person_scores_daily",
     "history_current": "person_scores_current",
@@ -61,23 +70,31 @@ SHAPES = {
 #: a safety bound on the closure rounds (each round adds what the previous one found)
 MAX_ROUNDS = 50
 NAMESPACE = "touchline"
+#: the experience persons ``E`` of a read, kept for :class:`ReadMovedHistory` (not a table read)
+PERSONS = "_persons"
 
 
 @dataclass(frozen=True)
 class StateRequest:
     """What one run reads (days since the epoch). ``names``: the reads the graph has inputs for
     (tables with rows at launch); ``history_since`` None: no stored touchpoints are read;
-    ``window``: the first day of the experience stage's read window (None: no experience stage)."""
+    ``window``: the first day of the experience stage's read window (None: no experience stage);
+    ``moved_before``: stored touchpoints of the lookback before this day are read after stitching,
+    and only those that can move (``history_moved``; affected mode only; None: all at once)."""
 
     names: tuple[str, ...]
     mode: str = "affected"
     history_since: int | None = None
     window: int | None = None
     earliest: int | None = None
+    moved_before: int | None = None
 
     def __post_init__(self):
         if self.mode not in ("affected", "full"):
             raise ValueError(f"state mode must be affected or full, got {self.mode!r}")
+        if self.moved_before is not None and (self.mode != "affected" or self.history_since is None
+                                              or self.moved_before <= self.history_since):
+            raise ValueError("moved_before needs the affected mode and a day after history_since")
 
 
 def _date(day: int) -> str:
@@ -92,7 +109,10 @@ class Session:
     ``t(name)`` is how SQL names a scratch table; ``create`` makes (or replaces) one from a query;
     ``load_keys`` makes one of a single string column from key files; ``export`` writes a query's
     rows to snapshot files of a table's shape and returns them; ``unnest_ids(source)`` is a query
-    of the distinct ``id_hash`` of every ``identifiers`` entry of a scratch table."""
+    of the distinct ``id_hash`` of every ``identifiers`` entry of a scratch table;
+    ``events_holding(where, ids)`` one of the ``event_id`` of the touchpoints matching ``where``
+    that hold an identifier of scratch table ``ids``; ``keep`` writes a scratch table's column
+    to Parquet files and returns them."""
 
     def t(self, name: str) -> str:
         raise NotImplementedError
@@ -112,7 +132,13 @@ class Session:
     def unnest_ids(self, source: str) -> str:
         raise NotImplementedError
 
+    def events_holding(self, where: str, ids: str) -> str:
+        raise NotImplementedError
+
     def export(self, name: str, table: str, where: str, folder: str) -> tuple[list[str], int]:
+        raise NotImplementedError
+
+    def keep(self, name: str, column: str, folder: str) -> tuple[list[str], int]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -177,9 +203,14 @@ def _filters(s: Session, request: StateRequest) -> dict[str, str]:
                                     f"AND id_hash IN (SELECT id_hash FROM ({ends}) q)")
         out["person_merges"] = f"new_person_id IN (SELECT person_id FROM {t('p')})"
         if since is not None:
-            matched = (f"(COALESCE(person_id IN (SELECT person_id FROM {t('e')}), FALSE) "
-                       f"OR event_id IN (SELECT event_id FROM {t('run_events')}))")
-            out["history"] = f"event_date >= {since} AND {matched}"
+            persons = f"COALESCE(person_id IN (SELECT person_id FROM {t('e')}), FALSE)"
+            replayed = f"event_id IN (SELECT event_id FROM {t('run_events')})"
+            matched = f"({persons} OR {replayed})"
+            if request.moved_before is None:
+                out["history"] = f"event_date >= {since} AND {matched}"
+            else:  # the older ones that can move: ReadMovedHistory
+                out["history"] = (f"event_date >= {since} AND ((event_date >= {_date(request.moved_before)} "
+                                  f"AND {persons}) OR {replayed})")
             if request.window is not None:
                 out["history_surveys"] = (f"event_date >= {_date(request.window)} AND survey_kind IS NOT NULL "
                                           f"AND NOT {matched}")
@@ -208,7 +239,25 @@ def read_state(session: Session, request: StateRequest, keys: dict[str, list[str
         if name not in where:
             continue
         out[name] = session.export(name, SHAPES[name], where[name], FileSystems.join(folder, name))
+    if request.moved_before is not None and "history" in request.names:
+        out[PERSONS] = session.keep("e", "person_id", FileSystems.join(folder, PERSONS))
     return out
+
+
+def read_moved(session: Session, request: StateRequest, files: dict[str, list[str]], folder: str) -> tuple[list[str], int]:
+    """Export ``history_moved`` (see the module doc): stored touchpoints from ``history_since`` to
+    ``moved_before`` of the persons in file(s) ``files["persons"]`` that hold an identifier of
+    ``files["moved"]`` and are not this run's events (``files["events"]``: those were read with
+    ``history``). Returns (files, rows)."""
+    t = session.t
+    session.load_keys("moved", "id_hash", files.get("moved", []))
+    session.load_keys("e", "person_id", files.get("persons", []))
+    session.load_keys("run_events", "event_id", files.get("events", []))
+    span = f"event_date >= {_date(request.history_since)} AND event_date < {_date(request.moved_before)}"
+    where = (f"{span} AND person_id IN (SELECT person_id FROM {t('e')}) "
+             f"AND event_id NOT IN (SELECT event_id FROM {t('run_events')}) "
+             f"AND event_id IN ({session.events_holding(span, 'moved')})")
+    return session.export("history_moved", SHAPES["history_moved"], where, FileSystems.join(folder, "history_moved"))
 
 
 # ----------------------------------------------------------------------------------- pipeline
@@ -242,25 +291,86 @@ class _Export(beam.DoFn):
         self._folder = folder
 
     def process(self, keys: list[tuple[str, str]]):
-        from . import open_warehouse
-
         files: dict[str, list[str]] = {}
         for kind, path in keys:
             files.setdefault(kind, []).append(path)
-        warehouse = open_warehouse(self._url)
-        try:
-            session = warehouse.session()
-            try:
-                exported = read_state(session, self._request, files, self._folder)
-            finally:
-                session.close()
-        finally:
-            warehouse.close()
+        exported = _session_of(self._url, lambda session: read_state(session, self._request, files, self._folder))
         for name, (paths, rows) in exported.items():
-            Metrics.counter(NAMESPACE, f"state.{name}.rows").inc(rows)
-            log.debug("state %s: %d rows read", name, rows)
+            if name in SHAPES:
+                Metrics.counter(NAMESPACE, f"state.{name}.rows").inc(rows)
+                log.debug("state %s: %d rows read", name, rows)
             for path in paths:
                 yield name, path
+
+
+def _union(lists) -> list[str]:
+    return sorted({value for values in lists for value in values})
+
+
+def _session_of(url: str, work):
+    """``work(session)`` on a session of the warehouse at ``url``, closed after."""
+    from . import open_warehouse
+
+    warehouse = open_warehouse(url)
+    try:
+        session = warehouse.session()
+        try:
+            return work(session)
+        finally:
+            session.close()
+    finally:
+        warehouse.close()
+
+
+class _ExportMoved(beam.DoFn):
+    """Every moved identifier hash (one list) -> (``history_moved``, snapshot file) of
+    :func:`read_moved`; side inputs: the first read's exports (for ``E``) and the run's key files."""
+
+    def __init__(self, warehouse_url: str, request: StateRequest, folder: str):
+        self._url = warehouse_url
+        self._request = request
+        self._folder = folder
+
+    def process(self, moved: list[str], exported: list[tuple[str, str]], keys: list[tuple[str, str]]):
+        import pyarrow.parquet as pq
+
+        persons = [path for name, path in exported if name == PERSONS]
+        if not moved or not persons:
+            Metrics.counter(NAMESPACE, "state.history_moved.rows").inc(0)
+            return
+        path = FileSystems.join(self._folder, "_keys", "moved", f"moved-{len(moved)}.parquet")
+        with FileSystems.create(path) as fh:
+            pq.write_table(pa.table({"id_hash": pa.array(moved, pa.string())}), fh)
+        files = {"moved": [path], "persons": persons, "events": [p for kind, p in keys if kind == "events"]}
+        paths, rows = _session_of(self._url, lambda session: read_moved(
+            session, self._request, files, FileSystems.join(self._folder, "_state")))
+        Metrics.counter(NAMESPACE, "state.history_moved.rows").inc(rows)
+        log.debug("state history_moved: %d rows read (%d identifiers moved)", rows, len(moved))
+        yield from paths
+
+
+class ReadMovedHistory(beam.PTransform):
+    """Lists of the hashes of identifiers that moved this run (identity's ``Stitch``) -> Arrow
+    tables of ``history_moved``: the stored touchpoints before ``moved_before`` that can move
+    (see the module doc). Built by :meth:`ReadStoredState.moved_history`."""
+
+    def __init__(self, warehouse_url: str, request: StateRequest, staging_dir: str, exported, keys):
+        super().__init__()
+        self._url = warehouse_url
+        self._request = request
+        self._dir = staging_dir
+        self._exported = exported
+        self._keys = keys
+
+    def expand(self, moved):
+        return (
+            moved
+            | "AllMoved" >> beam.CombineGlobally(_union)
+            | "ReadMoved" >> beam.ParDo(_ExportMoved(self._url, self._request, self._dir),
+                                        beam.pvalue.AsList(self._exported), beam.pvalue.AsList(self._keys))
+            | "Spread" >> beam.Reshuffle()
+            | "ReadHistoryMoved" >> beam.ParDo(_ReadTables(SHAPES["history_moved"]))
+        )
 
 
 class ReadStoredState(beam.PTransform):
@@ -272,15 +382,26 @@ class ReadStoredState(beam.PTransform):
         self._url = warehouse_url
         self._request = request
         self._dir = staging_dir
+        self._exported = self._keys = None
+
+    def moved_history(self) -> ReadMovedHistory | None:
+        """The step that reads ``history_moved`` once identity knows what moved (None when this
+        request reads the whole lookback at once); only after this transform was applied."""
+        if self._request.moved_before is None or "history" not in self._request.names:
+            return None
+        if self._exported is None:
+            raise RuntimeError("apply ReadStoredState before asking for its moved-history step")
+        return ReadMovedHistory(self._url, self._request, self._dir, self._exported, self._keys)
 
     def expand(self, touchpoints):
         keys = touchpoints | "WriteRunKeys" >> beam.ParDo(WriteRunKeys(FileSystems.join(self._dir, "_keys")))
-        exported = (
+        self._keys = keys
+        self._exported = (
             keys
             | "AllKeys" >> beam.combiners.ToList()
             | "ReadAffected" >> beam.ParDo(_Export(self._url, self._request, FileSystems.join(self._dir, "_state")))
-            | "Spread" >> beam.Reshuffle()
         )
+        exported = self._exported | "Spread" >> beam.Reshuffle()
         out = {}
         for name in self._request.names:
             out[name] = (
@@ -291,4 +412,5 @@ class ReadStoredState(beam.PTransform):
         return out
 
 
-__all__ = ["StateRequest", "Session", "read_state", "ReadStoredState", "WriteRunKeys", "SHAPES"]
+__all__ = ["StateRequest", "Session", "read_state", "read_moved", "ReadStoredState", "ReadMovedHistory", "WriteRunKeys",
+           "SHAPES"]
