@@ -233,6 +233,10 @@ def _quarantined_rows(element, ctx: RunContext):
         yield beam.pvalue.TaggedOutput(MOVED, gone)
 
 
+def _quarantined_packed(element, ctx: RunContext):
+    yield from _quarantined_rows((element[0], unpack(element[1])), ctx)
+
+
 def _repoint(element, ctx: RunContext):
     """merged-away id, {now: [survivor], before: [earlier rows pointing at it]} -> person_merges rows."""
     old, grouped = element
@@ -305,8 +309,7 @@ class AssignPersons(beam.PTransform):
             | "JoinCandidates" >> CoGroupByBucket()
             | "Decide" >> beam.ParDo(_Decide(ctx)).with_outputs(MERGES, ROWS, MOVED, main="persons")
         )
-        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(
-            lambda kv: _quarantined_rows((kv[0], unpack(kv[1])), ctx)).with_outputs(MOVED, main=ROWS)
+        quarantine_rows = quarantined | "QuarantinedRows" >> beam.FlatMap(_quarantined_packed, ctx).with_outputs(MOVED, main=ROWS)
         merges = decided[MERGES]
         if "person_merges" in inputs:
             rows = (
