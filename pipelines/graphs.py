@@ -29,7 +29,7 @@ def batch_graph() -> beam.Pipeline:
     from touchline.transforms.identity import IdentityConfig
     from touchline.transforms.scoring.model import load_model
     from touchline.transforms.warehouse.bigquery import BigQueryWarehouse
-    from touchline.transforms.warehouse.state import SHAPES, ReadStoredState, StateRequest
+    from touchline.transforms.warehouse.state import FIRST_READS, ReadStoredState, StateRequest
 
     from . import batch
 
@@ -42,7 +42,7 @@ def batch_graph() -> beam.Pipeline:
     state = {name: beam.Create([]) for name in batch.AT_LAUNCH}
     day = ctx.logical_day
     window = settings.window_start(day, model)
-    request = StateRequest(names=tuple(name for name in SHAPES if name != "history_moved"), history_since=day - 30,
+    request = StateRequest(names=FIRST_READS, history_since=day - 30,
                            window=window, earliest=settings.earliest_day(day), moved_before=window)
     stored = ReadStoredState(warehouse.url, request, "gs://bucket/touchline-staging/graph")
     tables = batch.build_pipeline(p, inputs, ctx, 64 << 20, IdentityConfig(), state, None, model, settings, stored)

@@ -11,9 +11,10 @@ counted in ``touchline/<channel>.unattributed``; they stay in the touchpoints ta
 dropped) and are re-attributed by a later run if one of their identifiers is released.
 
 **Late links.** The stored touchpoints of the last ``lookback_days`` days (``history``; when the
-caller reads part of them only where an identifier moved, see
-``touchline.transforms.warehouse.state``, the others cannot change) go through the same attribution; those whose person changed -- an anonymous cookie that logged in,
-two persons merged, an identifier quarantined since -- are re-emitted with the new person (the
+caller reads part of them only where an identifier moved -- the others cannot change, see
+``touchline.transforms.warehouse.state``) go through the same attribution; those whose person
+changed -- an anonymous cookie that logged in, two persons merged, an identifier quarantined
+since -- are re-emitted with the new person (the
 touchpoints table merges by event_id, so the stored row is replaced), counted in
 ``touchline/identity.reattributed``. Older touchpoints are deliberately left as they are; their
 old person ids resolve through ``person_merges``. Each re-attributed touchpoint adds a recompute

@@ -72,6 +72,8 @@ MAX_ROUNDS = 50
 NAMESPACE = "touchline"
 #: the experience persons ``E`` of a read, kept for :class:`ReadMovedHistory` (not a table read)
 PERSONS = "_persons"
+#: the reads of the first pass (``history_moved`` is read after stitching, by :class:`ReadMovedHistory`)
+FIRST_READS = tuple(name for name in SHAPES if name != "history_moved")
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,15 @@ def read_moved(session: Session, request: StateRequest, files: dict[str, list[st
 
 
 # ----------------------------------------------------------------------------------- pipeline
+def write_keys(path: str, column: str, values: pa.Array) -> str:
+    """A key file (``Session.load_keys`` reads it): one string column as Parquet; returns ``path``."""
+    import pyarrow.parquet as pq
+
+    with FileSystems.create(path) as fh:
+        pq.write_table(pa.table({column: values}), fh)
+    return path
+
+
 class WriteRunKeys(beam.DoFn):
     """(bucket, packed touchpoints) -> the bucket's distinct identifier hashes and event ids as two
     Parquet files under ``folder`` (named by bucket: a retry rewrites them); yields (kind, path)."""
@@ -270,16 +281,12 @@ class WriteRunKeys(beam.DoFn):
 
     def process(self, element):
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         key, blob = element
         table = unpack(blob)
         ids = pc.unique(pc.struct_field(pc.list_flatten(table.column("identifiers")), "id_hash"))
         for kind, column, values in (("ids", "id_hash", ids), ("events", "event_id", pc.unique(table.column("event_id")))):
-            path = FileSystems.join(self._folder, kind, f"b{key:05d}-{len(values)}.parquet")
-            with FileSystems.create(path) as fh:
-                pq.write_table(pa.table({column: values}), fh)
-            yield kind, path
+            yield kind, write_keys(FileSystems.join(self._folder, kind, f"b{key:05d}-{len(values)}.parquet"), column, values)
 
 
 class _Export(beam.DoFn):
@@ -332,15 +339,12 @@ class _ExportMoved(beam.DoFn):
         self._folder = folder
 
     def process(self, moved: list[str], exported: list[tuple[str, str]], keys: list[tuple[str, str]]):
-        import pyarrow.parquet as pq
-
         persons = [path for name, path in exported if name == PERSONS]
         if not moved or not persons:
             Metrics.counter(NAMESPACE, "state.history_moved.rows").inc(0)
             return
-        path = FileSystems.join(self._folder, "_keys", "moved", f"moved-{len(moved)}.parquet")
-        with FileSystems.create(path) as fh:
-            pq.write_table(pa.table({"id_hash": pa.array(moved, pa.string())}), fh)
+        path = write_keys(FileSystems.join(self._folder, "_keys", "moved", f"moved-{len(moved)}.parquet"), "id_hash",
+                          pa.array(moved, pa.string()))
         files = {"moved": [path], "persons": persons, "events": [p for kind, p in keys if kind == "events"]}
         paths, rows = _session_of(self._url, lambda session: read_moved(
             session, self._request, files, FileSystems.join(self._folder, "_state")))
