@@ -54,3 +54,36 @@ def test_current_touchpoints_get_their_person_and_history_moves_only_when_it_cha
         assert_that(out["scopes"] | beam.FlatMap(lambda pairs: pairs),
                     equal_to([("p_old", moved["event_date"]), ("p_1", moved["event_date"]), ("p_stream", now["event_date"])]),
                     label="Scopes")
+
+
+def test_only_stored_touchpoints_holding_a_moved_identifier_or_replayed_go_through_attribution():
+    import apache_beam as beam
+    import pyarrow as pa
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from touchline.transforms import batches
+    from touchline.transforms.identity.attribute import IN_RUN, UNMOVED, SplitMovable
+    from touchline.transforms.packing import Shuffle, pack, unpack
+
+    from .batch_io import TOUCHPOINT, full_touchpoint
+    from .conftest import beam_pipeline
+
+    rows = [tp("still", 0, "web", cookie_id="ck-1", person_id="p_1"),               # nothing of it moved
+            tp("weak", 0, "app", customer_id="C1", device_id="d-2", person_id="p_1"),  # its weaker identifier moved
+            tp("again", 0, "web", cookie_id="ck-1", person_id="p_1"),               # this run has it
+            tp("bare", 0, "web", person_id=None)]                                   # no identifiers at all
+    rows[-1]["identifiers"] = []
+    table = batches.from_rows([full_touchpoint(r) for r in rows], TOUCHPOINT).append_column(
+        IN_RUN, pa.array([False, False, True, False]))
+
+    def ids(element):
+        table = unpack(element[1])
+        return [(e, IN_RUN in table.column_names) for e in table.column("event_id").to_pylist()]
+
+    with beam_pipeline() as p:
+        moved = p | "Moved" >> beam.Create([[h("device_id", "d-2"), h("email", "never-stored@example.com")]])
+        split = (p | beam.Create([(3, pack(table))])
+                 | beam.ParDo(SplitMovable(Shuffle(4)), beam.pvalue.AsSingleton(moved)).with_outputs(UNMOVED, main="movable"))
+        # the movable keep the helper column attribution reads; the others leave as stored
+        assert_that(split["movable"] | "M" >> beam.FlatMap(ids), equal_to([("weak", True), ("again", True)]), label="Movable")
+        assert_that(split[UNMOVED] | "U" >> beam.FlatMap(ids), equal_to([("still", False), ("bare", False)]), label="Unmoved")

@@ -130,6 +130,11 @@ def test_late_links_merges_quarantine_erasure_and_replay_read_incrementally_equa
     merged = affected[1]["person_merges"]
     quarantined = {row[0] for row in affected[1]["identity_quarantine"]}
     assert merged and quarantined, "the scenario must merge persons and quarantine the kiosk"
+    # the late login moves w-recent (2026-10-20: inside the window, read at once) to Ann's person:
+    # stored touchpoints holding an identifier that moved go through attribution again
+    after_login = {row[0]: row[5] for row in affected[1]["touchpoints"]}  # event_id, ..., person_id
+    assert after_login["w-recent"] == after_login["a-1"] is not None
+    assert after_login["w-other"] is not None and after_login["w-other"] != after_login["a-1"]
     if lookback == 30:
         # the late login of 2026-10-31 moves w-old (2026-10-01: before the experience window, which
         # starts 2026-10-16) to Ann's person: read by the second, moved-only read

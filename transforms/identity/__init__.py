@@ -30,7 +30,7 @@ from ... import schemas
 from ..context import RunContext
 from ..labels import camel
 from ..packing import unpack
-from .attribute import SCOPES, STORED, AttributeTouchpoints, MarkReplayed
+from .attribute import HISTORY, SCOPES, STORED, UNMOVED, AttributeTouchpoints, MarkReplayed, SplitMovable
 from .config import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig
 from .erasure import DropErasedDeadLetters, StripErased, erased_hashes
 from .graph import parse_blocklist
@@ -49,6 +49,11 @@ OUTPUT_TABLES = ("identity_map", "identity_links", "identity_quarantine", "perso
 def _event_ids(element, shuffle):
     key, blob = element
     yield key, shuffle.pack(unpack(blob).column("event_id").to_pylist())
+
+
+def _union(lists) -> list[str]:
+    """Lists of hashes -> one sorted list of them all."""
+    return sorted({value for values in lists for value in values})
 
 
 def _scope_rows(rows):
@@ -75,8 +80,8 @@ class Identity(beam.PTransform):
 
         ``moved_history``: when ``history`` holds only part of the lookback (the caller's later
         stages need the rest of it only where a person changes), the step that reads the other
-        stored touchpoints that can move: PCollection of lists of the hashes of identifiers whose
-        person or status changed this run (``Stitch``'s ``moved``) -> stored touchpoint tables
+        stored touchpoints that can move: PCollection of one sorted list of the hashes of identifiers whose
+        person or status changed this run (``Stitch``'s ``moved``, united) -> stored touchpoint tables
         (``touchline.transforms.warehouse.state.ReadMovedHistory``). They join ``history``."""
         super().__init__()
         self._ctx = context
@@ -107,17 +112,22 @@ class Identity(beam.PTransform):
                 if name in inputs}}
             | "Stitch" >> StitchPersons(ctx, config)
         )
-        history = None
+        history = unmoved = None
         if "history" in inputs:
+            moved = stitched["moved"] | "AllMoved" >> beam.CombineGlobally(_union)
             stored = {"stored": inputs["history"]}
             if self._moved_history is not None:  # the older stored touchpoints that can move, read now
-                stored["moved"] = stitched["moved"] | "ReadMovedHistory" >> self._moved_history
+                stored["moved"] = moved | "ReadMovedHistory" >> self._moved_history
             history = (
                 {"run": touchpoints | "RunEventIds" >> beam.FlatMap(_event_ids, ctx.shuffle), **stored}
                 | "MarkReplayed" >> MarkReplayed(ctx.shuffle)
             )
             if erased is not None:
                 history = history | "StripHistory" >> beam.ParDo(StripErased(ctx.shuffle, history=True), erased)
+            # only the stored touchpoints attribution can change go through it
+            split = history | "SplitMovable" >> beam.ParDo(SplitMovable(ctx.shuffle), beam.pvalue.AsSingleton(moved)).with_outputs(
+                UNMOVED, main=HISTORY)
+            history, unmoved = split[HISTORY], split[UNMOVED]
         attributed = (
             {"touchpoints": touchpoints, "persons": stitched["persons"], "excluded": stitched["excluded"],
              **({"history": history} if history is not None else {})}
@@ -142,5 +152,5 @@ class Identity(beam.PTransform):
             schemas.RECOMPUTE_SCOPE: scope_rows,
         }
         if history is not None:
-            out[STORED] = attributed[STORED]
+            out[STORED] = (attributed[STORED], unmoved) | "AllStored" >> beam.Flatten()
         return out

@@ -50,6 +50,8 @@ CURRENT = "current"
 HISTORY = "history"
 STORED = "stored"
 SCOPES = "scopes"
+#: stored touchpoints attribution cannot change (:class:`SplitMovable`)
+UNMOVED = "unmoved"
 #: helper columns (dropped before a table leaves the stage)
 KEY, IN_RUN, ATTRIBUTE = "_key", "_in_run", "_attribute"
 HELPERS = (KEY, IN_RUN, ERASED, ATTRIBUTE)
@@ -96,6 +98,46 @@ class MarkReplayed(beam.PTransform):
             | "JoinRunEventIds" >> CoGroupByBucket()
             | "Mark" >> beam.ParDo(_MarkReplayed(self._shuffle))
         )
+
+
+def holding(table: pa.Table, ids: pa.Array) -> pa.Array:
+    """Per row of a touchpoint table: whether one of its identifiers' ``id_hash`` is in ``ids``."""
+    lists = table.column("identifiers").combine_chunks()
+    hits = pc.is_in(pc.struct_field(pc.list_flatten(lists), "id_hash"), value_set=ids)
+    rows = pc.unique(pc.filter(pc.list_parent_indices(lists), hits))
+    return pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=rows.cast(pa.int64()))
+
+
+class SplitMovable(beam.DoFn):
+    """(bucket, packed stored touchpoints with ``_in_run``), side input: every hash of an identifier
+    that moved this run (one list) -> those whose attribution can change: this run has the event
+    again, or one of its identifiers moved (main output, for :class:`AttributeTouchpoints`); the
+    others, as stored, tagged :data:`UNMOVED`.
+
+    A stored touchpoint belongs to the person of its strongest usable identifier. That is the
+    stored person unless one of its identifiers changed person or status (``moved``: every
+    identifier of every touchpoint read is in the graph this run decides on, see
+    ``touchline.transforms.warehouse.state``), so attribution would give the others back unchanged:
+    they skip its keying and shuffle (most of the stored rows of a daily run)."""
+
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
+
+    def setup(self):
+        self._source, self._ids = None, pa.array([], pa.string())
+
+    def process(self, element, moved):
+        if moved is not self._source:
+            self._source, self._ids = moved, pa.array(moved, pa.string())
+        key, blob = element
+        table = unpack(blob)
+        movable = pc.or_(table.column(IN_RUN), holding(table, self._ids))
+        n = pc.sum(movable.cast(pa.int64())).as_py() or 0
+        if n:
+            yield key, blob if n == table.num_rows else self._shuffle.pack(table.filter(movable))
+        if n < table.num_rows:
+            kept = table.filter(pc.invert(movable)) if n else table
+            yield beam.pvalue.TaggedOutput(UNMOVED, (key, self._shuffle.pack(_drop_helpers(kept))))
 
 
 class _Key(beam.DoFn):

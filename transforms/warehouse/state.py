@@ -310,10 +310,6 @@ class _Export(beam.DoFn):
                 yield name, path
 
 
-def _union(lists) -> list[str]:
-    return sorted({value for values in lists for value in values})
-
-
 def _session_of(url: str, work):
     """``work(session)`` on a session of the warehouse at ``url``, closed after."""
     from . import open_warehouse
@@ -354,7 +350,7 @@ class _ExportMoved(beam.DoFn):
 
 
 class ReadMovedHistory(beam.PTransform):
-    """Lists of the hashes of identifiers that moved this run (identity's ``Stitch``) -> Arrow
+    """One sorted list of the hashes of identifiers that moved this run (identity's ``Stitch``) -> Arrow
     tables of ``history_moved``: the stored touchpoints before ``moved_before`` that can move
     (see the module doc). Built by :meth:`ReadStoredState.moved_history`."""
 
@@ -369,7 +365,6 @@ class ReadMovedHistory(beam.PTransform):
     def expand(self, moved):
         return (
             moved
-            | "AllMoved" >> beam.CombineGlobally(_union)
             | "ReadMoved" >> beam.ParDo(_ExportMoved(self._url, self._request, self._dir),
                                         beam.pvalue.AsList(self._exported), beam.pvalue.AsList(self._keys))
             | "Spread" >> beam.Reshuffle()
