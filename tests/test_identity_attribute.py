@@ -72,7 +72,6 @@ def test_only_stored_touchpoints_holding_a_moved_identifier_or_replayed_go_throu
             tp("weak", 0, "app", customer_id="C1", device_id="d-2", person_id="p_1"),  # its weaker identifier moved
             tp("again", 0, "web", cookie_id="ck-1", person_id="p_1"),               # this run has it
             tp("bare", 0, "web", person_id=None)]                                   # no identifiers at all
-    rows[-1]["identifiers"] = []
     table = batches.from_rows([full_touchpoint(r) for r in rows], TOUCHPOINT).append_column(
         IN_RUN, pa.array([False, False, True, False]))
 

@@ -41,7 +41,7 @@ from apache_beam.metrics import Metrics
 from .. import batches
 from ..packing import CoGroupByBucket, KeyTable, Shuffle, unpack
 from ..parse import NAMESPACE
-from .broadcast import SetCache
+from .broadcast import LastCache, SetCache
 from .erasure import ERASED
 from .graph import strongest
 
@@ -124,14 +124,12 @@ class SplitMovable(beam.DoFn):
         self._shuffle = shuffle
 
     def setup(self):
-        self._source, self._ids = None, pa.array([], pa.string())
+        self._ids = LastCache(lambda moved: pa.array(moved, pa.string()), pa.array([], pa.string()))
 
     def process(self, element, moved):
-        if moved is not self._source:
-            self._source, self._ids = moved, pa.array(moved, pa.string())
         key, blob = element
         table = unpack(blob)
-        movable = pc.or_(table.column(IN_RUN), holding(table, self._ids))
+        movable = pc.or_(table.column(IN_RUN), holding(table, self._ids(moved)))
         n = pc.sum(movable.cast(pa.int64())).as_py() or 0
         if n:
             yield key, blob if n == table.num_rows else self._shuffle.pack(table.filter(movable))
