@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import decimal
 import os
 import random
 
@@ -24,7 +25,8 @@ from touchline.pipelines.experience_summary import summary_sections
 from touchline.transforms.context import RunContext
 from touchline.transforms.experience import ComputeExperience, ExperienceSettings, score_person, state_filters
 from touchline.transforms.scoring.daily import VALID_TO
-from touchline.transforms.scoring.model import load_model
+from touchline.transforms.scoring import plugins
+from touchline.transforms.scoring.model import load_model, parse_model
 from touchline.transforms.warehouse.duckdb import DuckDBWarehouse
 
 MODEL = load_model()
@@ -350,3 +352,30 @@ def test_runs_into_duckdb_incremental_equals_full(tmp_path):
     finally:
         wh.close()
     assert not os.path.exists(staging)
+
+
+class _BigOrder(plugins.SignalPlugin):
+    """A plug-in reading a touchpoint field scoring itself never needs (``amount``)."""
+
+    name = "big_order"
+    params = {"above": (float, 100.0)}
+
+    def matches(self, touchpoint):
+        return float(touchpoint["amount"] or 0) > self.param("above")
+
+
+def test_signal_plugins_see_every_field_of_the_touchpoint(tmp_path, monkeypatch):
+    # the stage converts only the fields scoring reads; a model with plug-ins gets them all
+    builtin = plugins.registry()
+    monkeypatch.setattr(plugins, "registry", lambda: {**builtin, "big_order": _BigOrder})
+    doc = load_model().document()
+    doc["signals"] = {"big_order": {"weight": 0.5, "plugin": "big_order", "match": [{"event_type": "order_placed"}]},
+                      **doc["signals"]}
+    model = parse_model(doc, "big-order.yaml")
+    big = {**touchpoint("o1", "2026-10-05 10:00", "transactions", "order_placed"), "amount": decimal.Decimal("250.00")}
+    small = {**touchpoint("o2", "2026-10-05 10:05", "transactions", "order_placed"), "amount": decimal.Decimal("20.00")}
+    warehouse = str(tmp_path / "w.duckdb")
+    run_stage(warehouse, [big, small], dt.date(2026, 10, 5), str(tmp_path / "staging"), model=model)
+    tables = dump(warehouse)
+    [day] = [r for r in tables["person_scores_daily"] if r["role"] == "customer"]
+    assert sorted(c["signal"] for c in day["components"]) == ["big_order", "order_placed"], day["components"]

@@ -31,7 +31,7 @@ import contextlib
 import gc
 import zlib
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -175,14 +175,14 @@ def converters(spec: schemas.TableSpec) -> dict[str, Any]:
 def datum_columns(table: pa.Table, spec: schemas.TableSpec, names: Sequence[str] | None = None) -> dict[str, list]:
     """Columns of ``table`` (rows of ``spec``) as lists of datum-form values, by name."""
     cols = converters(spec)
-    return {name: _column(table.column(name), cols[name]) for name in (names or spec.columns) if name in table.column_names}
+    return {name: _column(table.column(name), cols[name]) for name in (spec.columns if names is None else names) if name in table.column_names}
 
 
-def datum_rows(table: pa.Table, spec: schemas.TableSpec) -> list[dict]:
+def datum_rows(table: pa.Table, spec: schemas.TableSpec, only: Collection[str] | None = None) -> list[dict]:
     """Rows of ``table`` as datum dicts with the schema's fields in schema order (the form parsing
-    and every pure function of Touchline take)."""
-    data = datum_columns(table, spec)
-    names = [n for n in spec.columns if n in data]
+    and every pure function of Touchline take); ``only``: just those fields."""
+    names = [n for n in spec.columns if n in table.column_names and (only is None or n in only)]
+    data = datum_columns(table, spec, names)
     return [dict(zip(names, values)) for values in zip(*(data[n] for n in names))]
 
 

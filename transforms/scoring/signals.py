@@ -27,6 +27,12 @@ class Step(NamedTuple):
     observed: float | None  # the survey answer on the 0-100 scale
 
 
+#: The touchpoint fields :meth:`Classifier.step` reads (a model with signal plug-ins reads them all:
+#: a plug-in sees the whole touchpoint).
+STEP_FIELDS = ("event_id", "channel", "event_type", "event_time", "attributes", "ticket_id", "survey_kind",
+               "survey_score")
+
+
 class Classifier:
     """Matches touchpoints to a model's signals; build one per worker (it caches per event type and
     builds the model's signal plug-ins)."""
@@ -35,6 +41,11 @@ class Classifier:
         self._signals = model.signals
         self._candidates: dict[str, tuple[SignalSpec, ...]] = {}
         self._plugins: dict[str, SignalPlugin] = {s.name: build(s.plugin, dict(s.params)) for s in model.signals if s.plugin}
+
+    def fields(self, columns: Iterable[str]) -> tuple[str, ...]:
+        """Of a touchpoint's ``columns``, those :meth:`step` needs: :data:`STEP_FIELDS`, or every
+        column when the model has signal plug-ins."""
+        return tuple(c for c in columns if self._plugins or c in STEP_FIELDS)
 
     def _for_type(self, event_type: str) -> tuple[SignalSpec, ...]:
         found = self._candidates.get(event_type)
@@ -62,23 +73,19 @@ class Classifier:
         return None
 
     def step(self, touchpoint: dict[str, Any]) -> Step:
-        observed = observed_score(touchpoint.get("survey_kind"), touchpoint.get("survey_score"))
+        get = touchpoint.get
+        kind = get("survey_kind")
+        observed = None if kind is None else observed_score(kind, get("survey_score"))
         if observed is not None:
             signal, value = SURVEY_SIGNAL, (observed - 50.0) / 50.0
         else:
-            signal = self.signal(touchpoint["channel"], touchpoint["event_type"], touchpoint.get("attributes") or {}, touchpoint)
+            kind = None
+            signal = self.signal(touchpoint["channel"], touchpoint["event_type"], get("attributes") or {}, touchpoint)
             value = 1.0
-        return Step(
-            time=touchpoint["event_time"],
-            event_id=touchpoint["event_id"],
-            channel=touchpoint["channel"],
-            event_type=touchpoint["event_type"],
-            signal=signal,
-            value=value,
-            ticket_id=touchpoint.get("ticket_id"),
-            survey_kind=touchpoint.get("survey_kind") if observed is not None else None,
-            observed=observed,
-        )
+        # positional, in field order: time, event_id, channel, event_type, signal, value, ticket_id,
+        # survey_kind (of a valid answer only), observed
+        return Step(touchpoint["event_time"], touchpoint["event_id"], touchpoint["channel"], touchpoint["event_type"],
+                    signal, value, get("ticket_id"), kind, observed)
 
     def steps(self, touchpoints: Iterable[dict[str, Any]]) -> list[Step]:
         """Steps of touchpoints, time-ordered (ties by event_id)."""
