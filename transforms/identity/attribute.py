@@ -34,6 +34,7 @@ touchpoints carry flags: ``_in_run`` (this run has the event: see :class:`MarkRe
 from __future__ import annotations
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
@@ -104,8 +105,9 @@ def holding(table: pa.Table, ids: pa.Array) -> pa.Array:
     """Per row of a touchpoint table: whether one of its identifiers' ``id_hash`` is in ``ids``."""
     lists = table.column("identifiers").combine_chunks()
     hits = pc.is_in(pc.struct_field(pc.list_flatten(lists), "id_hash"), value_set=ids)
-    rows = pc.unique(pc.filter(pc.list_parent_indices(lists), hits))
-    return pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=rows.cast(pa.int64()))
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[pc.filter(pc.list_parent_indices(lists), hits).to_numpy()] = True
+    return pa.array(mask)
 
 
 class SplitMovable(beam.DoFn):
