@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.steady_bench --days 10 --per_day 1e4        # a quick look
     .venv/bin/python -m benchmarks.steady_bench --state full                   # the reference: read every stored row
     .venv/bin/python -m benchmarks.steady_bench --pythonpath /work/before-pkg  # another checkout's code, same data
+    .venv/bin/python -m benchmarks.steady_bench --first_day 31 --only_days 31 --start_from day30.duckdb  # one day, A/B
 
 The sample generator writes ``--days`` days of data for as many persons as give about ``--per_day``
 input records a day (seed 7; made once and kept under ``--data``), split into one folder per day
@@ -14,7 +15,9 @@ pipeline, commit), the stored rows the run read (the run's ``touchline/state.*.r
 ``pipeline_runs``: "-" for code that does not count them), the size of the stored history after
 the run (touchpoints and identity_map rows) and the peak RSS of the process tree (sampled every 0.2 s,
 ``peak max``: the largest single process). At the end: day 2, the middle day and the last day side
-by side, with the last day's time and memory over day 2's.
+by side, with the last day's time and memory over day 2's. ``--first_day N --start_from FILE`` starts
+at day N on a copy of FILE (a warehouse holding days 1..N-1, e.g. a ``--warehouse`` kept from an
+earlier run): the same day on the same stored state, for comparing two builds.
 
 A daily run's cost should follow what the day brings, not what is stored: with ``--state
 affected`` (the default) a run reads the stored rows of the persons its identifiers reach, within
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,13 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse", default="", help="DuckDB file to run into (default: a fresh temporary one)")
     parser.add_argument("--max_rss_gb", type=float, default=0, help="stop a day whose process tree grows beyond this")
     parser.add_argument("--json", default="", help="also write every day's figures to this file")
+    parser.add_argument("--first_day", type=int, default=1,
+                        help="start at this day of the feed (with --start_from: the warehouse of the days before it)")
+    parser.add_argument("--start_from", default="",
+                        help="DuckDB file holding days 1..first_day-1, copied to --warehouse before the first run")
     args = parser.parse_args(argv)
+    if (args.first_day > 1) != bool(args.start_from):
+        parser.error("--first_day N needs --start_from FILE (a warehouse holding days 1..N-1), and the other way round")
+    if not 1 <= args.first_day <= (args.only_days or args.days):
+        parser.error(f"--first_day {args.first_day}: the feed's days are 1..{args.only_days or args.days}")
+    if args.start_from and not os.path.isfile(args.start_from):
+        parser.error(f"--start_from {args.start_from}: no such file (a DuckDB warehouse kept with --warehouse)")
 
     daily, days = ensure_daily(args.data, args.per_day, args.days)
-    days = days[: args.only_days or args.days]
+    days = days[args.first_day - 1: args.only_days or args.days]
     warehouse = args.warehouse or os.path.join(tempfile.mkdtemp(prefix="touchline-steady-"), "steady.duckdb")
+    if os.path.abspath(warehouse) == os.path.abspath(args.start_from or "-"):
+        parser.error("--warehouse must differ from --start_from (the runs write into a copy)")
     if os.path.exists(warehouse):
         os.remove(warehouse)
+    if args.start_from:
+        shutil.copyfile(args.start_from, warehouse)
     flags = [*(["--state", args.state] if args.state else []), *shlex.split(args.flags)]
     print(f"machine: {machine()}; load before: {load()}")
     print(f"{len(days)} daily runs of {daily} into {warehouse}, {args.mode}"
@@ -141,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     results = []
     for i, r in enumerate(run_days(daily, days, warehouse, args.mode, args.workers, flags, args.pythonpath,
-                                   int(args.max_rss_gb * 1024)), 1):
+                                   int(args.max_rss_gb * 1024)), args.first_day):
         results.append(r)
         print(_line(i, r), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"machine": machine(), "flags": flags, "pythonpath": args.pythonpath, "days": results}, fh, indent=1)
     print(f"load after: {load()}")
-    if len(results) >= 2:
+    if len(results) >= 2 and args.first_day == 1:
         picks = sorted({2, (len(results) + 1) // 2, len(results)})
         print("\n" + HEADER)
         for i in picks:

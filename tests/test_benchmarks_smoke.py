@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -73,3 +74,16 @@ def test_steady_benchmark_runs_consecutive_days_into_one_warehouse(tmp_path, cap
     first, second = json.loads(out.read_text())["days"]
     assert first["state_rows"] == 0 < second["state_rows"]
     assert 0 < first["touchpoints"] < second["touchpoints"] and second["read"] > 0
+
+    # the second day again, on a copy of the first day's warehouse: the same figures of stored state
+    kept = tmp_path / "day1.duckdb"
+    assert steady_bench.main(["--days", "2", "--only_days", "1", "--per_day", "300", "--data", str(tmp_path / "data"),
+                              "--mode", "in_memory", "--warehouse", str(kept)]) == 0
+    again = tmp_path / "again.json"
+    assert steady_bench.main(["--days", "2", "--per_day", "300", "--data", str(tmp_path / "data"), "--mode", "in_memory",
+                              "--first_day", "2", "--start_from", str(kept), "--warehouse", str(tmp_path / "copy.duckdb"),
+                              "--json", str(again)]) == 0
+    [redo] = json.loads(again.read_text())["days"]
+    assert (redo["day"], redo["state_rows"], redo["touchpoints"]) == (second["day"], second["state_rows"], second["touchpoints"])
+    assert os.path.getsize(kept) > 0 and "   2  " in capsys.readouterr().out
+
