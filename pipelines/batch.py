@@ -41,7 +41,7 @@ from touchline.transforms.batches import CHUNK_ROWS
 from touchline.transforms.parse import DEAD_LETTERS, NAMESPACE, TOUCHPOINTS, ParseSplits
 from touchline.transforms.packing import KeyTable
 from touchline.transforms.sources import ReadSources
-from touchline.transforms.warehouse.state import ReadStoredState, StateRequest
+from touchline.transforms.warehouse.state import UNREPLAYED, ReadStoredState, StateRequest
 
 from . import __version__
 from .experience_summary import summary_sections
@@ -181,6 +181,8 @@ def state_request(warehouse, logical_date: dt.date, identity: IdentityConfig, mo
             start = dt.date(1970, 1, 1) + dt.timedelta(days=window)
             checks["history_surveys"] = ("touchpoints", f"event_date >= DATE '{start.isoformat()}' AND survey_kind IS NOT NULL")
     names = tuple(name for name, (table, where) in checks.items() if _has_rows(warehouse, table, where))
+    if mode == "affected" and "history" in names:  # the same read, set apart by the run's event ids
+        names += (UNREPLAYED,)
     history = None if since is None else (since - dt.date(1970, 1, 1)).days
     # identity's lookback reaching further back than the experience window: the older stored
     # touchpoints are read after stitching, and only those that can move

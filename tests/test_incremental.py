@@ -135,6 +135,12 @@ def test_late_links_merges_quarantine_erasure_and_replay_read_incrementally_equa
     after_login = {row[0]: row[5] for row in affected[1]["touchpoints"]}  # event_id, ..., person_id
     assert after_login["w-recent"] == after_login["a-1"] is not None
     assert after_login["w-other"] is not None and after_login["w-other"] != after_login["a-1"]
+    # the read sets the stored touchpoints apart by the run's event ids: the second run has none of
+    # the stored events (none reach identity's join), the replay has them again (all go through it)
+    path = str(tmp_path / "a.duckdb")
+    replays, others = read_counter(path, "state.history.rows"), read_counter(path, "state.unreplayed.rows")
+    assert replays[1] == 0 and others[1] >= 1, (replays, others)
+    assert replays[2] >= 1, replays
     if lookback == 30:
         # the late login of 2026-10-31 moves w-old (2026-10-01: before the experience window, which
         # starts 2026-10-16) to Ann's person: read by the second, moved-only read

@@ -6,7 +6,8 @@
 
 Previous state comes from the warehouse (snapshots read at launch; any may be missing or empty):
 ``identity_map``, ``identity_links``, ``person_merges``, ``erasure_requests`` and ``history`` (the
-stored touchpoints of the lookback window). The steps, one module each:
+stored touchpoints of the lookback window; with ``unreplayed``, the part of them a read already
+knows this run does not have again). The steps, one module each:
 
 ==========================  ===========================================================
 ``ApplyErasure``            :mod:`.erasure` -- honour the erasure list
@@ -30,7 +31,7 @@ from ... import schemas
 from ..context import RunContext
 from ..labels import camel
 from ..packing import unpack
-from .attribute import HISTORY, SCOPES, STORED, UNMOVED, AttributeTouchpoints, MarkReplayed, SplitMovable
+from .attribute import HISTORY, SCOPES, STORED, UNMOVED, UNREPLAYED, AttributeTouchpoints, MarkReplayed, SplitMovable
 from .config import DEFAULT_DEGREE_CAPS, DEFAULT_LOOKBACK_DAYS, IdentityConfig
 from .erasure import DropErasedDeadLetters, StripErased, erased_hashes
 from .graph import parse_blocklist
@@ -39,9 +40,12 @@ from .stitch import StitchPersons
 __all__ = ["Identity", "StitchPersons", "IdentityConfig", "STATE_TABLES", "OUTPUT_TABLES", "DEFAULT_DEGREE_CAPS",
            "DEFAULT_LOOKBACK_DAYS", "parse_blocklist"]
 
-#: Stored inputs of the stage (``history``: ``touchpoints`` of the lookback window; ``identity_excluded``:
-#: ``identity_map`` rows of quarantined identifiers the run's graph reaches but does not judge again).
-STATE_TABLES = ("identity_map", "identity_links", "person_merges", "erasure_requests", "history", "identity_excluded")
+#: Stored inputs of the stage (``history``: ``touchpoints`` of the lookback window; ``unreplayed``: more of
+#: them, of events the read knows this run does not have -- they skip the join with the run's event
+#: ids; ``identity_excluded``: ``identity_map`` rows of quarantined identifiers the run's graph reaches
+#: but does not judge again).
+STATE_TABLES = ("identity_map", "identity_links", "person_merges", "erasure_requests", "history", UNREPLAYED,
+                "identity_excluded")
 #: Tables it writes (plus ``touchpoints`` and ``dead_letters``, passed through).
 OUTPUT_TABLES = ("identity_map", "identity_links", "identity_quarantine", "person_merges", schemas.RECOMPUTE_SCOPE)
 
@@ -116,6 +120,8 @@ class Identity(beam.PTransform):
         if "history" in inputs:
             moved = stitched["moved"] | "AllMoved" >> beam.CombineGlobally(_union)
             stored = {"stored": inputs["history"]}
+            if UNREPLAYED in inputs:  # set apart by the read: this run does not have their events
+                stored[UNREPLAYED] = inputs[UNREPLAYED]
             if self._moved_history is not None:  # the older stored touchpoints that can move, read now
                 stored["moved"] = moved | "ReadMovedHistory" >> self._moved_history
             history = (

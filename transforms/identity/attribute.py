@@ -53,6 +53,8 @@ STORED = "stored"
 SCOPES = "scopes"
 #: stored touchpoints attribution cannot change (:class:`SplitMovable`)
 UNMOVED = "unmoved"
+#: stored touchpoints whose events this run does not have, set apart by the read (:class:`MarkReplayed`)
+UNREPLAYED = "unreplayed"
 #: helper columns (dropped before a table leaves the stage)
 KEY, IN_RUN, ATTRIBUTE = "_key", "_in_run", "_attribute"
 HELPERS = (KEY, IN_RUN, ERASED, ATTRIBUTE)
@@ -81,11 +83,32 @@ class _MarkReplayed(beam.DoFn):
         yield key, self._shuffle.pack(stored.append_column(IN_RUN, pc.is_in(stored.column("event_id"), value_set=run)))
 
 
+class _NotReplayed(beam.DoFn):
+    """A table of stored touchpoints whose events this run does not have -> (bucket, packed rows
+    with ``_in_run`` false). The bucket is the one of its first event_id: later steps key the
+    rows again, nothing groups on it."""
+
+    def __init__(self, shuffle: Shuffle):
+        self._shuffle = shuffle
+
+    def process(self, table):
+        if table.num_rows:
+            key = batches.bucket(table.column("event_id")[0].as_py(), self._shuffle.buckets)
+            yield key, self._shuffle.pack(table.append_column(IN_RUN, pa.array(np.zeros(table.num_rows, dtype=bool))))
+
+
 class MarkReplayed(beam.PTransform):
     """{run: (bucket of event_id, packed event id lists of this run), stored: stored touchpoint
-    tables, [any other name: more stored touchpoint tables]} -> (bucket, packed stored touchpoints
-    with ``_in_run``: this run has the event too). Each stored input is keyed where it is read
-    (a flatten of raw tables from two reads would be held whole by the local runner)."""
+    tables, [unreplayed: stored touchpoint tables of events this run does not have], [any other
+    name: more stored touchpoint tables]} -> (bucket, packed stored touchpoints with ``_in_run``:
+    this run has the event too). Each stored input is keyed where it is read (a flatten of raw
+    tables from two reads would be held whole by the local runner).
+
+    ``unreplayed`` is what a read that knows the run's event ids already set apart (an event the
+    warehouse's copy of the run keys does not hold cannot be this run's:
+    ``touchline.transforms.warehouse.state``): those rows get ``_in_run`` false where they are
+    read, without the join -- in a daily run that is nearly every stored row, and the join then
+    holds only the replays."""
 
     def __init__(self, shuffle: Shuffle):
         super().__init__()
@@ -93,12 +116,16 @@ class MarkReplayed(beam.PTransform):
 
     def expand(self, inputs):
         stored = {name: tables | f"KeyByEventId{'' if name == 'stored' else name.title()}" >> beam.ParDo(
-                  KeyTable("event_id", self._shuffle)) for name, tables in inputs.items() if name != "run"}
-        return (
+                  KeyTable("event_id", self._shuffle)) for name, tables in inputs.items() if name not in ("run", UNREPLAYED)}
+        marked = (
             {"run": inputs["run"], **stored}
             | "JoinRunEventIds" >> CoGroupByBucket()
             | "Mark" >> beam.ParDo(_MarkReplayed(self._shuffle))
         )
+        if UNREPLAYED not in inputs:
+            return marked
+        unreplayed = inputs[UNREPLAYED] | "MarkUnreplayed" >> beam.ParDo(_NotReplayed(self._shuffle))
+        return (marked, unreplayed) | "AllMarked" >> beam.Flatten()
 
 
 def holding(table: pa.Table, ids: pa.Array) -> pa.Array:

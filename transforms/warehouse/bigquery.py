@@ -694,6 +694,16 @@ class BigQuerySession(Session):
         self.create(f"x_{name}", f"SELECT {cols} FROM {self._wh._fq(spec.name)} WHERE {where}")
         return self._wh._snapshot(self._name(f"x_{name}"), spec, folder)
 
+    def export_split(self, names: tuple[str, str], table: str, where: str, condition: str,
+                     folders: tuple[str, str]) -> tuple[tuple[list[str], int], tuple[list[str], int]]:
+        # one query (the table's partitions are billed once), its scratch table read twice
+        spec = schemas.table_schema(table)
+        cols = ", ".join(_col(c) for c in spec.columns)
+        scratch = f"x_{names[0]}_{names[1]}"
+        self.create(scratch, f"SELECT {cols}, {condition} AS _split FROM {self._wh._fq(spec.name)} WHERE {where}")
+        return (self._wh._snapshot(self._name(scratch), spec, folders[0], "NOT _split"),
+                self._wh._snapshot(self._name(scratch), spec, folders[1], "_split"))
+
     def close(self) -> None:
         client = self._wh._bq()
         for table in self._tables:

@@ -26,6 +26,10 @@ semi-joins against those keys staged as tables, exactly the rows the run can aff
    touchpoints of ``E`` before ``moved_before`` that hold an identifier that moved
    (``history_moved``; ``E`` is kept from this read as a file). In steady state that is the
    persons merged, split or logged in that day, not 15 more days of everyone touched.
+   The export is set apart by the run's event ids (``Session.export_split``): ``unreplayed``,
+   the touchpoints whose event the run does not have (nearly all), and ``history``, the replays;
+   identity joins only the second with the run's events (the run's events it sees are a subset
+   of the key files', so an event outside them is never the run's).
 4. ``person_merges`` rows pointing at persons of ``P``; ``person_scores_daily`` / ``_current``
    rows of ``E`` (by the score lookback); and the survey answers of the read window of everyone
    else (``history_surveys``: survey aggregates are per day over all persons).
@@ -62,11 +66,15 @@ SHAPES = {
     "identity_excluded": "identity_map",
     "person_merges": "person_merges",
     "history": "touchpoints",
+    "unreplayed": "touchpoints",
     "history_moved": "touchpoints",
     "history_surveys": "touchpoints",
     "history_daily": "person_scores_daily",
     "history_current": "person_scores_current",
 }
+#: the stored touchpoints of ``history`` whose events this run does not have (affected mode): set
+#: apart by the read, so identity does not join them with the run's event ids
+UNREPLAYED = "unreplayed"
 #: a safety bound on the closure rounds (each round adds what the previous one found)
 MAX_ROUNDS = 50
 NAMESPACE = "touchline"
@@ -143,6 +151,14 @@ class Session:
     def keep(self, name: str, column: str, folder: str) -> tuple[list[str], int]:
         raise NotImplementedError
 
+    def export_split(self, names: tuple[str, str], table: str, where: str, condition: str,
+                     folders: tuple[str, str]) -> tuple[tuple[list[str], int], tuple[list[str], int]]:
+        """The rows of one read set apart by ``condition``: (the rows where it is false, those where
+        it is true), as :meth:`export` gives them. Here: two exports (a warehouse that bills per
+        query scan overrides it to scan once)."""
+        where_not, where_is = f"({where}) AND NOT ({condition})", f"({where}) AND ({condition})"
+        return (self.export(names[0], table, where_not, folders[0]), self.export(names[1], table, where_is, folders[1]))
+
     def close(self) -> None:
         pass
 
@@ -206,7 +222,7 @@ def _filters(s: Session, request: StateRequest) -> dict[str, str]:
         out["person_merges"] = f"new_person_id IN (SELECT person_id FROM {t('p')})"
         if since is not None:
             persons = f"COALESCE(person_id IN (SELECT person_id FROM {t('e')}), FALSE)"
-            replayed = f"event_id IN (SELECT event_id FROM {t('run_events')})"
+            replayed = _replayed(s)
             matched = f"({persons} OR {replayed})"
             if request.moved_before is None:
                 out["history"] = f"event_date >= {since} AND {matched}"
@@ -228,6 +244,11 @@ def _filters(s: Session, request: StateRequest) -> dict[str, str]:
     return out
 
 
+def _replayed(s: Session) -> str:
+    """SQL: the touchpoint's event is one of this run's (its key files)."""
+    return f"COALESCE(event_id IN (SELECT event_id FROM {s.t('run_events')}), FALSE)"
+
+
 def read_state(session: Session, request: StateRequest, keys: dict[str, list[str]], folder: str) -> dict[str, tuple[list[str], int]]:
     """Export every read of ``request`` (see the module doc) to snapshot files under ``folder``;
     ``keys``: the run's key files (``ids``, ``events``). Returns {name: (files, rows)}."""
@@ -238,7 +259,12 @@ def read_state(session: Session, request: StateRequest, keys: dict[str, list[str
     where = _filters(session, request)
     out = {}
     for name in request.names:
-        if name not in where:
+        if name not in where or name == UNREPLAYED:
+            continue
+        if name == "history" and UNREPLAYED in request.names:  # one read, set apart by the run's event ids
+            out[UNREPLAYED], out[name] = session.export_split(
+                (UNREPLAYED, name), SHAPES[name], where[name], _replayed(session),
+                (FileSystems.join(folder, UNREPLAYED), FileSystems.join(folder, name)))
             continue
         out[name] = session.export(name, SHAPES[name], where[name], FileSystems.join(folder, name))
     if request.moved_before is not None and "history" in request.names:
